@@ -1,0 +1,1 @@
+"""Domain Assistant: answers, summaries and code from your own documents."""

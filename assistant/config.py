@@ -1,0 +1,102 @@
+"""Configuration of one assistant: defaults, then the workspace's config.toml, then the environment.
+
+Every field can be set in `WORKSPACE/config.toml` (`generator = "Qwen/Qwen2.5-0.5B-Instruct"`)
+or by an environment variable `ASSISTANT_<FIELD>` (`ASSISTANT_GENERATOR=...`); `DATABASE_URL`
+sets `database_url`. Environment wins over the file so one workspace can be tried with
+another model without editing it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from assistant.workspace import atomic_write_text
+
+CONFIG_FILE = "config.toml"
+
+
+@dataclass
+class Config:
+    # Generation
+    generator: str = "smollm2"  # "smollm2" (bundled), a registry model name, a HF id or a local path
+    backend: str = "local"  # local (transformers in-process) | openai (vLLM, TGI, any OpenAI-compatible server)
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_api_key: str = ""  # also read from OPENAI_API_KEY
+    max_new_tokens: int = 256  # longer answers cost latency linearly
+    temperature: float = 0.0  # 0 = greedy: reproducible answers
+    context_window: int = 0  # 0 = the model's own; lower it to bound CPU latency
+    device: str = "auto"  # auto | cpu | cuda | mps
+    # Retrieval
+    embedder: str = "all-MiniLM-L6-v2"  # bundled; any sentence-transformers id or path
+    reranker: str = ""  # optional cross-encoder id or path; empty = none
+    top_k: int = 4  # passages shown as sources
+    context_passages: int = 1  # passages put in the prompt: the small default model does best with one
+    chunk_tokens: int = 160  # embedder tokens per chunk; smaller = more precise passages
+    chunk_overlap: int = 32
+    min_relevance: float = 0.25  # below this dense score nothing counts as relevant: decline
+    # Log
+    database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...
+    log_enabled: bool = True
+    redact: bool = False  # scrub e-mails, phone numbers and secrets before writing
+    retention_days: int = 0  # 0 = keep forever
+
+    @classmethod
+    def load(cls, workspace: Path, env: dict[str, str] | None = None) -> "Config":
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        file = workspace / CONFIG_FILE
+        if file.exists():
+            with file.open("rb") as fh:
+                values.update(tomllib.load(fh))
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"{file}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        for name, f in known.items():
+            key = f"ASSISTANT_{name.upper()}"
+            if key in env:
+                values[name] = _coerce(env[key], type(getattr(cls(), name)), key)
+        if "DATABASE_URL" in env and "ASSISTANT_DATABASE_URL" not in env:
+            values["database_url"] = env["DATABASE_URL"]
+        if not values.get("openai_api_key") and env.get("OPENAI_API_KEY"):
+            values["openai_api_key"] = env["OPENAI_API_KEY"]
+        return cls(**values)
+
+    def save(self, workspace: Path) -> None:
+        """Write the settings that differ from the defaults, atomically."""
+        default = Config()
+        lines = ["# Domain Assistant workspace settings (see assistant/config.py for every field)"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != getattr(default, f.name) and f.name != "openai_api_key":
+                lines.append(f"{f.name} = {_toml_value(value)}")
+        atomic_write_text(workspace / CONFIG_FILE, "\n".join(lines) + "\n")
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(raw: str, kind: type, key: str) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
