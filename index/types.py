@@ -26,6 +26,7 @@ class Source:
     start_line: int | None = None
     end_line: int | None = None
     rank: int = 0
+    dense_score: float | None = None  # cosine similarity to the query, when dense search saw it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

