@@ -1,0 +1,222 @@
+"""The `assistant` command: ingest, ask, serve, demo, eval, logs, finetune, models, improve.
+
+Each sub-command resolves the workspace once (`--workspace`, `ASSISTANT_WORKSPACE`, `./workspace`)
+and models load only when a command needs them, so `assistant --help` returns at once.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from assistant.workspace import resolve_workspace
+
+
+def sample_docs_dir() -> Path:
+    """The bundled sample documents (the product's own user guide, English and Chinese)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "sample_docs", here.parent / "docs"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("The bundled sample documents are missing (expected docs/ beside the package).")
+
+
+def _open(args):
+    from assistant import Assistant
+
+    overrides = {}
+    if getattr(args, "no_log", False):
+        overrides["log_enabled"] = False
+    return Assistant.open(args.workspace, **overrides)
+
+
+def cmd_ingest(args) -> int:
+    bot = _open(args)
+    report = bot.ingest(args.paths, prune=args.prune, progress=not args.json)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        table = Table(title="Ingest report")
+        table.add_column("outcome")
+        table.add_column("files", justify="right")
+        for name in ("added", "updated", "skipped", "removed"):
+            table.add_row(name, str(len(getattr(report, name))))
+        table.add_row("failed", str(len(report.failed)))
+        console.print(table)
+        for failure in report.failed:
+            console.print(f"[red]failed[/red] {failure.path}: {failure.reason}")
+        console.print(report.summary())
+    return 0
+
+
+def cmd_ask(args) -> int:
+    bot = _open(args)
+    kwargs = dict(task=args.task, conversation_id=args.conversation, model=args.model, k=args.k,
+                  user=args.user, log=not args.no_log)
+    if args.tests:
+        kwargs["tests"] = Path(args.tests).read_text()
+    if args.json:
+        answer = bot.ask(args.question, **kwargs)
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False, default=str))
+        return 0
+    stream = bot.stream(args.question, **kwargs)
+    for delta in stream:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+    answer = stream.answer
+    print()
+    if answer is None:
+        return 1
+    for note in answer.extra.get("notes", []):
+        print(f"note: {note}")
+    if answer.sources:
+        print("\nSources:")
+        for i, src in enumerate(answer.sources, 1):
+            print(f"  [{i}] {src.title} — {src.locator} ({src.path}) score={src.score:.3f}")
+    unsupported = [s.text for s in answer.sentences if not s.supported]
+    if unsupported:
+        print("\nNot supported by the sources:")
+        for s in unsupported:
+            print(f"  - {s}")
+    print(f"\nconversation {answer.conversation_id}  message {answer.message_id}  "
+          f"model {answer.model}  {answer.timings.total_ms / 1000:.1f}s")
+    return 0
+
+
+def _serve_kwargs(args) -> dict:
+    auth = []
+    for pair in args.auth or []:
+        if ":" not in pair:
+            raise SystemExit(f"--auth expects USER:PASS, got {pair!r}")
+        user, password = pair.split(":", 1)
+        auth.append((user, password))
+    keys = list(args.api_key or [])
+    keys += [k for k in os.environ.get("ASSISTANT_API_KEYS", "").split(",") if k]
+    return dict(host=args.host, port=args.port, share=args.share, auth=auth or None, auth_file=args.auth_file,
+                allow_public_share=args.allow_public_share, api_keys=keys or None)
+
+
+def cmd_serve(args) -> int:
+    from ui.server import serve
+
+    serve(_open(args), **_serve_kwargs(args))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from ui.server import serve
+
+    bot = _open(args)
+    docs = sample_docs_dir()
+    print(f"Ingesting the bundled sample documents from {docs} into {bot.workspace} ...")
+    print(bot.ingest([docs]).summary())
+    print("Loading the model (the first run converts the bundled SmolLM2 once) ...")
+    bot.generator()
+    serve(bot, **_serve_kwargs(args))
+    return 0
+
+
+def cmd_eval_retrieval(args) -> int:
+    from index.evaluation import evaluate, format_table
+
+    bot = _open(args)
+    result = evaluate(bot.index, Path(args.qa), ks=tuple(args.k))
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=os.environ.get("ASSISTANT_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("ASSISTANT_PORT", "7860")))
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs internet)")
+    p.add_argument("--auth", action="append", metavar="USER:PASS", help="require a login (repeatable)")
+    p.add_argument("--auth-file", help="file with one USER:PASS per line")
+    p.add_argument("--allow-public-share", action="store_true",
+                   help="allow --share without --auth (anyone with the link can read your documents)")
+    p.add_argument("--api-key", action="append", help="bearer key accepted by the /v1 API (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", help="the assistant's folder (default: $ASSISTANT_WORKSPACE or ./workspace)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add or update documents (unchanged files are skipped)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--prune", action="store_true", help="drop documents whose files disappeared")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="ask a question, summarise or write code from the documents")
+    p.add_argument("question")
+    p.add_argument("--task", default="qa", choices=["auto", "qa", "summarize", "code"])
+    p.add_argument("--conversation", help="continue this conversation id")
+    p.add_argument("--model", help="a registry model name, HF id or path (default: the served model)")
+    p.add_argument("--k", type=int, help="passages to retrieve")
+    p.add_argument("--tests", help="code task: a file of tests to run against the generated code")
+    p.add_argument("--user", help="who is asking (stored in the log)")
+    p.add_argument("--no-log", action="store_true", help="do not store this question and answer")
+    p.add_argument("--json", action="store_true", help="print the full Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="the Gradio chat app and the HTTP API")
+    _add_serve_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="ingest the bundled sample documents and serve the chat")
+    _add_serve_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", help="measure retrieval quality")
+    esub = p.add_subparsers(dest="what", required=True)
+    r = esub.add_parser("retrieval", help="recall@k, MRR and nDCG@10 for dense, keyword and hybrid search")
+    r.add_argument("--qa", required=True, help="JSONL: {\"question\": ..., \"path\": expected file}")
+    r.add_argument("--k", type=int, nargs="+", default=[1, 5, 10])
+    r.add_argument("--json", help="also write the result to this JSON file")
+    r.set_defaults(func=cmd_eval_retrieval)
+
+    for module, attr in (("assistant.logs_cli", "add_parser"), ("finetune.cli", "add_parsers"),
+                         ("assistant.improve_cli", "add_parser")):
+        try:
+            register = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real missing dependency inside the module: say so
+                raise
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    args.workspace = resolve_workspace(args.workspace)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        from assistant.model_paths import ModelNotFoundError
+
+        if args.verbose and not isinstance(exc, ModelNotFoundError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""The `Assistant` facade: one object that the CLI, the UI and other services all drive.
+
+It owns the workspace (config, index, log, served model), conversation history and logging;
+retrieval lives in `index`, prompting and checking in `assistant.tasks`, text generation in
+`assistant.generation`. Models load lazily on first use so `--help`, `ingest` and `logs` stay fast.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from assistant.config import Config
+from assistant.generation import GenerationStats, Generator, load_generator
+from assistant.tasks.base import Event, Result, Status, TaskRequest, TextDelta
+from assistant.types import Answer, IngestReport, Source
+from assistant.workspace import resolve_workspace
+
+log = logging.getLogger(__name__)
+
+TASK_NAMES = ("auto", "qa", "summarize", "code")
+MAX_QUESTION_CHARS = 4000  # longer input is trimmed (and said so), never crashed on
+HISTORY_TURNS = 6  # earlier messages handed to tasks; they trim further to the token budget
+
+
+class Assistant:
+    """Answers, summaries and code from one workspace's documents.
+
+    >>> bot = Assistant.open("workspace")
+    >>> bot.ingest(["docs/"]).summary()
+    'added 5, updated 0, skipped 0, failed 0, removed 0 (61 chunks in 3.2s)'
+    >>> ans = bot.ask("How do I install it?")
+    >>> ans.text, ans.sources[0].path
+    """
+
+    def __init__(self, workspace: Path, config: Config):
+        self.workspace = workspace
+        self.config = config
+        self._index = None
+        self._log = None
+        self._log_opened = False
+        self._generators: dict[str, Generator] = {}
+        self._lock = threading.RLock()
+        self._memory_history: dict[str, list[dict[str, str]]] = {}  # when logging is off
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, workspace: str | Path | None = None, *, config: Config | None = None,
+             **overrides: Any) -> "Assistant":
+        """Open (or create) the workspace; `overrides` replace config fields for this process only."""
+        ws = resolve_workspace(workspace)
+        ws.mkdir(parents=True, exist_ok=True)
+        cfg = config or Config.load(ws)
+        if not (ws / "config.toml").exists():
+            cfg.save(ws)
+        if overrides:
+            cfg = cfg.replace(**overrides)
+        return cls(ws, cfg)
+
+    @property
+    def index(self):
+        with self._lock:
+            if self._index is None:
+                from index import DocumentIndex
+
+                self._index = DocumentIndex.open(
+                    self.workspace / "index", self.config.embedder, chunk_tokens=self.config.chunk_tokens,
+                    chunk_overlap=self.config.chunk_overlap, reranker=self.config.reranker,
+                    device=self.config.device,
+                )
+            return self._index
+
+    @property
+    def log(self):
+        """The conversation log, or None when logging is turned off for this workspace."""
+        with self._lock:
+            if not self._log_opened:
+                self._log_opened = True
+                if self.config.log_enabled:
+                    from assistant.log import ConversationLog, log_url
+
+                    self._log = ConversationLog.open(log_url(self.config, self.workspace),
+                                                     redact=self.config.redact)
+                    if self.config.retention_days:
+                        self._log.apply_retention(self.config.retention_days)
+            return self._log
+
+    # ------------------------------------------------------------------ models
+    @property
+    def model_name(self) -> str:
+        """The model that answers: the registry's current fine-tune, else the configured generator."""
+        from assistant.model_paths import served_model_name
+
+        if self.config.backend == "local":
+            return served_model_name(self.workspace) or self.config.generator
+        return self.config.generator
+
+    def generator(self, model: str | None = None) -> Generator:
+        name = model or self.model_name
+        with self._lock:
+            if name not in self._generators:
+                t0 = time.perf_counter()
+                self._generators[name] = load_generator(self.config, self.workspace, name)
+                log.info("loaded generator %s in %.1fs", name, time.perf_counter() - t0)
+            return self._generators[name]
+
+    def models(self) -> list[str]:
+        """'base' (the configured generator) and every fine-tuned model in the registry."""
+        import json
+
+        reg = self.workspace / "models" / "registry.json"
+        names = ["base"]
+        if reg.exists():
+            names += sorted(json.loads(reg.read_text()).get("models", {}))
+        return names
+
+    def use_model(self, name: str) -> None:
+        """Serve `name` from now on ('base' = the configured generator); the registry records it."""
+        from finetune.registry import Registry
+
+        Registry(self.workspace).use(name)
+
+    # ------------------------------------------------------------------ documents
+    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False,
+               progress: bool | Callable[[str, int, int], None] = True) -> IngestReport:
+        return self.index.ingest(list(paths), prune=prune, progress=progress)
+
+    def search(self, query: str, k: int = 5, *, mode: str = "hybrid", path_prefix: str | None = None,
+               file_types: Sequence[str] | None = None) -> list[Source]:
+        return self.index.search(query, k, mode=mode, path_prefix=path_prefix, file_types=file_types)
+
+    def documents(self):
+        return self.index.documents()
+
+    # ------------------------------------------------------------------ conversations
+    def conversations(self, user: str | None = None, limit: int = 50):
+        return self.log.list_conversations(user=user, limit=limit) if self.log else []
+
+    def conversation(self, conversation_id: str):
+        if not self.log:
+            raise KeyError("logging is off for this workspace: no stored conversations")
+        return self.log.get_conversation(conversation_id)
+
+    def history(self, conversation_id: str):
+        return self.log.history(conversation_id) if self.log else []
+
+    def feedback(self, message_id: str, rating: int, comment: str | None = None,
+                 correction: str | None = None, user: str | None = None) -> str:
+        if not self.log:
+            raise RuntimeError("logging is off for this workspace: feedback cannot be stored")
+        return self.log.add_feedback(message_id, rating=rating, comment=comment, correction=correction, user=user)
+
+    def _history_for(self, conversation_id: str | None, use_log: bool) -> list[dict[str, str]]:
+        if not conversation_id:
+            return []
+        if use_log and self.log is not None:
+            if not self.log.conversation_exists(conversation_id):
+                raise KeyError(f"no conversation {conversation_id!r} in this workspace")
+            turns = [{"role": m.role, "content": m.content} for m in self.log.history(conversation_id)
+                     if m.role in ("user", "assistant") and m.content and getattr(m, "status", "complete") == "complete"]
+        else:
+            turns = list(self._memory_history.get(conversation_id, []))
+        return turns[-HISTORY_TURNS:]
+
+    # ------------------------------------------------------------------ asking
+    def ask(self, question: str, *, task: str = "qa", conversation_id: str | None = None, **kwargs: Any) -> Answer:
+        """Answer one question (or summarise, or write code) and log it; see `stream_events` for kwargs."""
+        answer = None
+        for event in self.stream_events(question, task=task, conversation_id=conversation_id, **kwargs):
+            if isinstance(event, Result):
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, **kwargs: Any) -> "AnswerStream":
+        """Iterate for text deltas; `.answer` holds the full `Answer` once the stream is exhausted."""
+        return AnswerStream(self.stream_events(question, **kwargs))
+
+    def stream_events(self, question: str, *, task: str = "qa", conversation_id: str | None = None,
+                      user: str | None = None, k: int | None = None, temperature: float | None = None,
+                      model: str | None = None, tests: str = "", log: bool = True,
+                      path_prefix: str | None = None, file_types: Sequence[str] | None = None) -> Iterator[Event]:
+        """Run a task and yield `TextDelta`, `Status` and finally `Result(answer)`."""
+        from assistant.tasks import run_task
+        from assistant.tasks.rewrite import standalone_query
+        from assistant.tasks.routing import infer_task
+
+        start = time.perf_counter()
+        question = (question or "").strip()
+        if not question:
+            raise ValueError("The question is empty.")
+        notes: list[str] = []
+        if len(question) > MAX_QUESTION_CHARS:
+            question = question[:MAX_QUESTION_CHARS]
+            notes.append(f"The question was trimmed to its first {MAX_QUESTION_CHARS} characters.")
+        if task not in TASK_NAMES:
+            raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASK_NAMES)}.")
+        if task == "auto":
+            task = infer_task(question)
+        use_log = log and self.log is not None
+        history = self._history_for(conversation_id, use_log)
+        gen = self.generator(model)
+        ctx = _Context(self, gen)
+        query = standalone_query(question, history, ctx)
+        request = TaskRequest(text=question, query=query, history=history, k=k or self.config.top_k,
+                              temperature=temperature, tests=tests, path_prefix=path_prefix,
+                              file_types=file_types)
+        store = self.log if use_log else None
+        if store is not None:
+            if not conversation_id:
+                conversation_id = store.start_conversation(user=user, title=question[:120])
+            question_id = store.record_question(conversation_id, question, task=task, user=user)
+            answer_id = store.begin_answer(conversation_id, question_id, task=task, model=gen.name,
+                                           options={"k": request.k, "temperature": temperature,
+                                                    "query": query, "tests": bool(tests)})
+        else:
+            conversation_id = conversation_id or uuid.uuid4().hex
+            answer_id = None
+        answer: Answer | None = None
+        first_token_at = 0.0
+        try:
+            for event in run_task(task, ctx, request):
+                if isinstance(event, TextDelta) and not first_token_at:
+                    first_token_at = time.perf_counter()
+                if isinstance(event, Result):
+                    answer = event.answer
+                    continue
+                yield event
+        except BaseException as exc:
+            if store is not None:
+                status = "incomplete" if isinstance(exc, GeneratorExit) else "error"
+                store.finish_answer(answer_id, content=f"[{status}: {type(exc).__name__}: {exc}]",
+                                    sources=[], status=status)
+            raise
+        assert answer is not None, f"task {task} ended without a result"
+        answer.task, answer.question, answer.standalone_query = task, question, query
+        answer.conversation_id, answer.message_id, answer.model = conversation_id, answer_id, gen.name
+        if notes:
+            answer.extra.setdefault("notes", []).extend(notes)
+        t = answer.timings
+        t.retrieval_ms = ctx.retrieval_ms
+        t.tokens_in, t.tokens_out = ctx.stats.tokens_in, ctx.stats.tokens_out
+        t.generation_ms = ctx.stats.duration_ms
+        t.ttft_ms = (first_token_at - start) * 1000 if first_token_at else 0.0
+        t.total_ms = (time.perf_counter() - start) * 1000
+        if store is not None:
+            store.finish_answer(
+                answer_id, content=answer.text, sources=answer.sources,
+                supported=[_source_supported(answer, i + 1) for i in range(len(answer.sources))],
+                tokens_in=t.tokens_in, tokens_out=t.tokens_out, ttft_ms=t.ttft_ms, duration_ms=t.total_ms,
+                declined=answer.declined,
+            )
+        else:
+            turns = self._memory_history.setdefault(conversation_id, [])
+            turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+        yield Result(answer)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
+
+def _source_supported(answer: Answer, number: int) -> bool:
+    """A source counts as a supported citation when a supported sentence cites it."""
+    return any(number in s.citations and s.supported for s in answer.sentences)
+
+
+class AnswerStream:
+    """`for delta in bot.stream(q): print(delta, end="")`, then `stream.answer`."""
+
+    def __init__(self, events: Iterator[Event]):
+        self._events = events
+        self.answer: Answer | None = None
+        self.status: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for event in self._events:
+            if isinstance(event, TextDelta):
+                yield event.text
+            elif isinstance(event, Status):
+                self.status.append(event.text)
+            elif isinstance(event, Result):
+                self.answer = event.answer
+
+
+class _Context:
+    """What a task may use: retrieval, generation, token counts and embeddings, with timings kept."""
+
+    def __init__(self, bot: Assistant, generator: Generator):
+        self._bot = bot
+        self._gen = generator
+        self.config = bot.config
+        self.stats = GenerationStats()
+        self.retrieval_ms = 0.0
+
+    def retrieve(self, query: str, k: int, *, path_prefix: str | None = None,
+                 file_types: Sequence[str] | None = None) -> list[Source]:
+        t0 = time.perf_counter()
+        try:
+            return self._bot.search(query, k, path_prefix=path_prefix, file_types=file_types)
+        finally:
+            self.retrieval_ms += (time.perf_counter() - t0) * 1000
+
+    def document_chunks(self, name: str) -> list[Source]:
+        return self._bot.index.document_chunks(name)
+
+    def generate_stream(self, messages, *, max_new_tokens=None, temperature=None, stop=None) -> Iterator[str]:
+        call = GenerationStats()
+        temp = self.config.temperature if temperature is None else temperature
+        yield from self._gen.stream(messages, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                                    temperature=temp, stop=stop, stats=call)
+        if not self.stats.ttft_ms:
+            self.stats.ttft_ms = call.ttft_ms
+        self.stats.tokens_in += call.tokens_in
+        self.stats.tokens_out += call.tokens_out
+        self.stats.duration_ms += call.duration_ms
+
+    def count_tokens(self, text: str) -> int:
+        return self._gen.count_tokens(text)
+
+    def context_window(self) -> int:
+        return self._gen.context_window
+
+    def embed(self, texts: list[str]):
+        return self._bot.index.embed(texts)

@@ -1,0 +1,52 @@
+"""One interface for every way of generating text: in-process transformers or an HTTP server."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class GenerationStats:
+    """Filled in by a backend while it streams; read after the stream ends."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    ttft_ms: float = 0.0
+    duration_ms: float = 0.0
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
+               stop: Sequence[str] | None = None, stats: GenerationStats | None = None) -> Iterator[str]:
+        """Yield the answer's text as it is produced (the chat template is the backend's job)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    @property
+    def context_window(self) -> int: ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
+    """Truncate `text` at the first stop sequence; report whether one was found."""
+    if not stop:
+        return text, False
+    cuts = [text.find(s) for s in stop if s and s in text]
+    if not cuts:
+        return text, False
+    return text[: min(cuts)], True
+
+
+def held_back(text: str, stop: Sequence[str] | None) -> int:
+    """How many trailing characters could be the start of a stop sequence (not yet safe to emit)."""
+    longest = 0
+    for s in stop or ():
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                longest = max(longest, n)
+                break
+    return longest
