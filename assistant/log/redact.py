@@ -24,8 +24,8 @@ _SECRET_PATTERNS = [
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     r"(?<![A-Za-z0-9])[0-9a-fA-F]{32,}(?![A-Za-z0-9])",  # long hex tokens (md5/sha/api keys)
 ]
-# A long base64/base64url run that mixes letters and digits: a token, not a word.
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_\-])(?=[A-Za-z0-9+/_\-]*\d)(?=[A-Za-z0-9+/_\-]*[A-Za-z])[A-Za-z0-9+/_\-]{32,}={0,2}")
+# A long base64/base64url run: judged by `_token` (mixed case and digits, not a slug or path).
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+_\-])[A-Za-z0-9+_\-]{32,}={0,2}")
 # "password: hunter2", "api_key=abc123": keep the name, drop the value.
 _ASSIGNMENT = re.compile(
     r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)"
@@ -34,8 +34,17 @@ _ASSIGNMENT = re.compile(
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
 # International or national numbers with separators: +44 20 7946 0958, (555) 123-4567,
 # 555-123-4567, 030 1234567. At least 7 digits so years and versions survive.
-_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]\d{2,4}){1,4}(?![\w])")
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]\d{2,8}){1,4}(?![\w])")
 _SECRETS = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
+
+
+def _token(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    upper = sum(ch.isupper() for ch in text)
+    lower = sum(ch.islower() for ch in text)
+    slug = text.count("-") + text.count("_") > 2  # long-hyphenated-words-2024 are prose
+    return "[SECRET]" if digits >= 2 and upper and lower and not slug else text
 
 
 def _phone(match: re.Match[str]) -> str:
@@ -43,7 +52,9 @@ def _phone(match: re.Match[str]) -> str:
     digits = sum(ch.isdigit() for ch in text)
     has_sep = any(ch in " .-()+" for ch in text)
     # ISO dates (2026-11-28) and dotted versions (1.2.3) are not phone numbers.
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) or re.fullmatch(r"\d+(?:\.\d+)+", text):
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) or (
+        re.fullmatch(r"\d+(?:\.\d+)+", text) and not re.fullmatch(r"\d{3}\.\d{3}\.\d{4}", text)
+    ):
         return text
     return "[PHONE]" if digits >= 7 and has_sep else text
 
@@ -54,7 +65,7 @@ def redact(text: str | None) -> str | None:
         return text
     text = _SECRETS.sub("[SECRET]", text)
     text = _ASSIGNMENT.sub(lambda m: m.group(1) + m.group(2) + "[SECRET]", text)
-    text = _BASE64.sub("[SECRET]", text)
+    text = _BASE64.sub(_token, text)
     text = _EMAIL.sub("[EMAIL]", text)
     text = _PHONE.sub(_phone, text)
     return text

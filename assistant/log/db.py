@@ -1,0 +1,98 @@
+"""Engines and short transactions for SQLite (default) and PostgreSQL, with one code path.
+
+SQLite is opened in WAL mode (readers never block the writer), with a busy timeout so
+concurrent writers wait instead of failing, and every write transaction starts with
+`BEGIN IMMEDIATE`: taking the write lock up front avoids the deadlock where two deferred
+transactions both read, then both try to upgrade to writing. PostgreSQL needs none of this.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` (as DATABASE_URL usually is) and use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=16, max_overflow=16,
+        )
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "PostgreSQL logging needs psycopg: pip install 'psycopg[binary]' "
+                "(or domain-assistant[postgres])"
+            ) from None
+        # Sessions in UTC so date() buckets days the same way as on SQLite.
+        return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16,
+                             connect_args={"options": "-c timezone=UTC"})
+    raise ValueError(f"unsupported log database {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a committed row survives a process crash; only an OS crash or
+        # power cut can lose the last few commits, and never corrupts the file.
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """An engine plus `read()` / `write()` sessions that commit or roll back as a unit."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name  # "sqlite" | "postgresql"
+        self._writer = self.engine.execution_options(sqlite_immediate=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with Session(self._writer, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,288 @@
+"""The conversation log: every question, answer, cited source and rating, in SQLite or PostgreSQL.
+
+The facade calls `record_question` when a question arrives, `begin_answer` before generating
+(so a crash leaves the answer recorded as `incomplete` rather than missing), and
+`finish_answer` when the answer is done. Each call is one short transaction.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from index.types import Source
+from assistant.log import reports
+from assistant.log.db import Database
+from assistant.log.ids import new_id
+from assistant.log.migrations import migrate
+from assistant.log.models import (
+    STATUSES, ConversationRow, FeedbackRow, MessageRow, OptOutRow, SourceRow, utcnow,
+)
+from assistant.log.records import (
+    ConversationDetail, ConversationSummary, LoggedFeedback, LoggedMessage, LoggedSource, aware,
+)
+from assistant.log.redact import redact as scrub, redact_value
+
+TITLE_CHARS = 120
+
+
+class ConversationLog:
+    """Typed access to the log database. Open with `ConversationLog.open(url)`; thread-safe."""
+
+    def __init__(self, db: Database, *, redact: bool = False) -> None:
+        self.db = db
+        self.redact = redact
+
+    @classmethod
+    def open(cls, url: str, *, redact: bool = False) -> "ConversationLog":
+        """Connect and bring the schema up to date (see `migrations.py`)."""
+        db = Database(url)
+        with db.write() as session:
+            migrate(session.connection(), db.dialect)
+        return cls(db, redact=redact)
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "ConversationLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _clean(self, value: str | None) -> str | None:
+        return scrub(value) if self.redact else value
+
+    # -- writing -------------------------------------------------------------------------
+
+    def start_conversation(self, *, user: str | None = None, title: str = "") -> str:
+        cid = new_id()
+        with self.db.write() as s:
+            opted_out = bool(user) and s.get(OptOutRow, user) is not None
+            s.add(ConversationRow(id=cid, user=user or None, title=self._clean(title) or "", opted_out=opted_out))
+        return cid
+
+    def conversation_exists(self, conversation_id: str) -> bool:
+        with self.db.read() as s:
+            return s.get(ConversationRow, conversation_id) is not None
+
+    def record_question(self, conversation_id: str, content: str, *, task: str, user: str | None = None) -> str:
+        """Store the user's message; the conversation's title becomes its first question."""
+        mid = new_id()
+        content = self._clean(content) or ""
+        with self.db.write() as s:
+            conv = _conversation(s, conversation_id)
+            last = s.exec(
+                select(MessageRow.id).where(MessageRow.conversation_id == conversation_id)
+                .order_by(col(MessageRow.id).desc()).limit(1)
+            ).first()
+            s.add(MessageRow(id=mid, conversation_id=conversation_id, role="user", content=content,
+                             task=task, parent_id=last, status="complete"))
+            conv.updated_at = utcnow()
+            if not conv.title:
+                conv.title = " ".join(content.split())[:TITLE_CHARS]
+            if user and not conv.user:
+                conv.user = user
+                conv.opted_out = conv.opted_out or s.get(OptOutRow, user) is not None
+        return mid
+
+    def begin_answer(self, conversation_id: str, question_id: str, *, task: str, model: str, options: dict) -> str:
+        """Write the answer row, empty and `incomplete`, before generation starts."""
+        mid = new_id()
+        opts = json.dumps(redact_value(options) if self.redact else options, default=str, sort_keys=True)
+        with self.db.write() as s:
+            question = s.get(MessageRow, question_id)
+            if question is None or question.conversation_id != conversation_id:
+                raise KeyError(f"no question {question_id!r} in conversation {conversation_id!r}")
+            s.add(MessageRow(id=mid, conversation_id=conversation_id, role="assistant", content="",
+                             task=task, model=model, options=opts, parent_id=question_id,
+                             status="incomplete"))
+        return mid
+
+    def finish_answer(
+        self, message_id: str, *, content: str, sources: Sequence[Source],
+        supported: Sequence[bool] | None = None, tokens_in: int = 0, tokens_out: int = 0,
+        ttft_ms: float = 0, duration_ms: float = 0, declined: bool = False, status: str = "complete",
+    ) -> None:
+        """Fill in the answer, its timings and the sources it was given ([1]..[n] in order)."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        if supported is not None and len(supported) != len(sources):
+            raise ValueError(f"supported has {len(supported)} flags for {len(sources)} sources")
+        with self.db.write() as s:
+            msg = s.get(MessageRow, message_id)
+            if msg is None or msg.role != "assistant":
+                raise KeyError(f"no answer {message_id!r} in the log (call begin_answer first)")
+            msg.content = self._clean(content) or ""
+            msg.tokens_in, msg.tokens_out = int(tokens_in), int(tokens_out)
+            msg.ttft_ms, msg.duration_ms = float(ttft_ms), float(duration_ms)
+            msg.declined, msg.status = bool(declined), status
+            s.exec(delete(SourceRow).where(col(SourceRow.message_id) == message_id))  # finish twice = replace
+            s.add_all(
+                SourceRow(id=new_id(), message_id=message_id, rank=i, path=src.path, title=src.title or "",
+                          locator=src.locator or "", score=float(src.score or 0.0),
+                          supported=None if supported is None else bool(supported[i - 1]),
+                          snippet=self._clean(src.snippet) or "")
+                for i, src in enumerate(sources, start=1)
+            )
+            s.exec(update(ConversationRow).where(col(ConversationRow.id) == msg.conversation_id)
+                   .values(updated_at=utcnow()))
+
+    def add_feedback(self, message_id: str, *, rating: int, comment: str | None = None,
+                     correction: str | None = None, user: str | None = None) -> str:
+        """Rate a message; the same user rating it again replaces their earlier feedback."""
+        if isinstance(rating, bool) or rating not in (-1, 0, 1):
+            raise ValueError(f"rating must be -1, 0 or 1, not {rating!r}")
+        comment, correction = self._clean(comment), self._clean(correction)
+        for attempt in range(3):  # a concurrent first rating by the same user: retry as an update
+            try:
+                with self.db.write() as s:
+                    if s.get(MessageRow, message_id) is None:
+                        raise KeyError(f"no message {message_id!r} in the log")
+                    who = col(FeedbackRow.user).is_(None) if user is None else FeedbackRow.user == user
+                    row = s.exec(select(FeedbackRow).where(FeedbackRow.message_id == message_id, who)).first()
+                    if row is None:
+                        row = FeedbackRow(id=new_id(), message_id=message_id, rating=rating,
+                                          comment=comment, correction=correction, user=user)
+                        s.add(row)
+                    else:
+                        row.rating, row.comment, row.correction = rating, comment, correction
+                        row.updated_at = utcnow()
+                    return row.id
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def set_opt_out(self, *, user: str, opted_out: bool = True) -> None:
+        """Keep (or stop keeping) a user's conversations, past and future, out of exports."""
+        with self.db.write() as s:
+            row = s.get(OptOutRow, user)
+            if opted_out and row is None:
+                s.add(OptOutRow(user=user))
+            elif not opted_out and row is not None:
+                s.delete(row)
+            s.exec(update(ConversationRow).where(col(ConversationRow.user) == user).values(opted_out=opted_out))
+
+    def apply_retention(self, days: int) -> int:
+        """Delete conversations idle for more than `days` days; returns how many were deleted."""
+        if days < 1:
+            raise ValueError(f"retention must be at least 1 day, not {days!r} (0 means keep forever: don't call)")
+        cutoff = utcnow() - timedelta(days=days)
+        old = select(ConversationRow.id).where(ConversationRow.updated_at < cutoff)
+        msgs = select(MessageRow.id).where(col(MessageRow.conversation_id).in_(old))
+        with self.db.write() as s:
+            n = s.exec(select(func.count()).select_from(old.subquery())).one()
+            if not n:
+                return 0
+            s.exec(delete(FeedbackRow).where(col(FeedbackRow.message_id).in_(msgs)))
+            s.exec(delete(SourceRow).where(col(SourceRow.message_id).in_(msgs)))
+            if self.db.dialect == "sqlite":
+                s.connection().execute(text(
+                    "DELETE FROM messages_fts WHERE message_id IN (SELECT m.id FROM messages m "
+                    "JOIN conversations c ON c.id = m.conversation_id WHERE c.updated_at < :cutoff)"),
+                    {"cutoff": cutoff.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")})
+            s.exec(delete(MessageRow).where(col(MessageRow.conversation_id).in_(old)))
+            s.exec(delete(ConversationRow).where(col(ConversationRow.updated_at) < cutoff))
+        return int(n)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def history(self, conversation_id: str) -> list[LoggedMessage]:
+        """The conversation's messages, oldest first."""
+        with self.db.read() as s:
+            _conversation(s, conversation_id)
+            return [LoggedMessage.from_row(r) for r in _messages(s, conversation_id)]
+
+    def get_conversation(self, conversation_id: str) -> ConversationDetail:
+        """The conversation with every message, its sources and its feedback."""
+        with self.db.read() as s:
+            conv = _conversation(s, conversation_id)
+            messages = [LoggedMessage.from_row(r) for r in _messages(s, conversation_id)]
+            by_id = {m.id: m for m in messages}
+            ids = list(by_id)
+            if ids:
+                for src in s.exec(select(SourceRow).where(col(SourceRow.message_id).in_(ids))
+                                  .order_by(SourceRow.message_id, SourceRow.rank)):
+                    by_id[src.message_id].sources.append(LoggedSource.from_row(src))
+                for fb in s.exec(select(FeedbackRow).where(col(FeedbackRow.message_id).in_(ids))
+                                 .order_by(FeedbackRow.id)):
+                    by_id[fb.message_id].feedback.append(LoggedFeedback.from_row(fb))
+            return ConversationDetail.from_row(conv, messages)
+
+    def list_conversations(self, *, user: str | None = None, limit: int = 50) -> list[ConversationSummary]:
+        """Most recently active first."""
+        counts = (select(MessageRow.conversation_id, func.count().label("n"))
+                  .group_by(MessageRow.conversation_id).subquery())
+        query = (select(ConversationRow, func.coalesce(counts.c.n, 0))
+                 .join(counts, counts.c.conversation_id == ConversationRow.id, isouter=True)
+                 .order_by(col(ConversationRow.updated_at).desc(), col(ConversationRow.id).desc())
+                 .limit(limit))
+        if user is not None:
+            query = query.where(ConversationRow.user == user)
+        with self.db.read() as s:
+            return [ConversationSummary(c.id, c.title, c.user, aware(c.created_at), int(n), aware(c.updated_at))
+                    for c, n in s.exec(query)]
+
+    def search(self, text: str, *, limit: int = 20) -> list[LoggedMessage]:
+        """Messages matching `text`: full-text first, substring match when that finds nothing."""
+        if not text.strip():
+            return []
+        with self.db.read() as s:
+            ids = _full_text_ids(s, self.db.dialect, text, limit)
+            if not ids:
+                pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
+                rows = s.exec(select(MessageRow).where(or_(col(MessageRow.content).ilike(pattern, escape="\\")))
+                              .order_by(col(MessageRow.id).desc()).limit(limit)).all()
+                return [LoggedMessage.from_row(r) for r in rows]
+            rows = {r.id: r for r in s.exec(select(MessageRow).where(col(MessageRow.id).in_(ids)))}
+            return [LoggedMessage.from_row(rows[i]) for i in ids if i in rows]
+
+    def export(self, *, rated_only: bool = False, since: datetime | None = None,
+               include_opted_out: bool = False) -> list[dict[str, Any]]:
+        """Answered questions as chat-format training records (see `reports.export_records`)."""
+        with self.db.read() as s:
+            return reports.export_records(s, rated_only=rated_only, since=since,
+                                          include_opted_out=include_opted_out)
+
+    def stats(self) -> dict[str, Any]:
+        """Usage and quality figures (see `reports.stats`)."""
+        with self.db.read() as s:
+            return reports.stats(s)
+
+
+def _conversation(s: Session, conversation_id: str) -> ConversationRow:
+    conv = s.get(ConversationRow, conversation_id)
+    if conv is None:
+        raise KeyError(f"no conversation {conversation_id!r} in the log")
+    return conv
+
+
+def _messages(s: Session, conversation_id: str) -> list[MessageRow]:
+    return list(s.exec(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
+                       .order_by(MessageRow.created_at, MessageRow.id)))
+
+
+def _full_text_ids(s: Session, dialect: str, query: str, limit: int) -> list[str]:
+    """Message ids ranked by relevance; [] when the query has no searchable words."""
+    words = re.findall(r"\w+", query)
+    if not words:
+        return []
+    conn = s.connection()
+    if dialect == "sqlite":
+        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)  # quoted: no FTS syntax
+        sql = ("SELECT f.message_id FROM messages_fts f JOIN messages m ON m.id = f.message_id "
+               "WHERE messages_fts MATCH :q ORDER BY f.rank LIMIT :n")
+        return [r[0] for r in conn.execute(text(sql), {"q": match, "n": limit})]
+    sql = ("SELECT id FROM messages WHERE to_tsvector('simple', content) @@ plainto_tsquery('simple', :q) "
+           "ORDER BY ts_rank(to_tsvector('simple', content), plainto_tsquery('simple', :q)) DESC, id DESC LIMIT :n")
+    return [r[0] for r in conn.execute(text(sql), {"q": " ".join(words), "n": limit})]
