@@ -1,0 +1,97 @@
+"""Shared by the tasks: fitting text into the model's context window and picking the best passages.
+
+The prompt must never overflow the window (the model would fail or silently truncate), so every
+piece (passages, history, the question itself) is trimmed to a token budget measured with the
+context's own tokenizer.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from assistant.grounding import overlap
+from assistant.tasks.base import TaskContext
+from assistant.types import Source
+
+PROMPT_OVERHEAD = 48  # chat-template tokens around the messages (role markers, BOS, separators)
+ELLIPSIS = " …"
+
+
+def answer_room(ctx: TaskContext, max_new_tokens: int | None = None) -> int:
+    """Tokens to leave for the answer: the configured maximum, but never more than half the window."""
+    want = max_new_tokens or ctx.config.max_new_tokens
+    return max(16, min(want, ctx.context_window() // 2))
+
+
+def prompt_budget(ctx: TaskContext, max_new_tokens: int | None = None) -> int:
+    """Tokens available for all prompt text once the answer and template overhead are set aside."""
+    return max(32, ctx.context_window() - answer_room(ctx, max_new_tokens) - PROMPT_OVERHEAD)
+
+
+def fit_text(ctx: TaskContext, text: str, max_tokens: int, *, keep: str = "head") -> str:
+    """`text` cut to at most `max_tokens` tokens (keeping its head or its tail), marked with '…'."""
+    if max_tokens <= 0:
+        return ""
+    if ctx.count_tokens(text) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # binary search on characters: tokenizers are not linear in length
+        mid = (lo + hi + 1) // 2
+        piece = text[:mid] if keep == "head" else text[-mid:]
+        if ctx.count_tokens(piece + ELLIPSIS) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    piece = text[:lo] if keep == "head" else text[-lo:]
+    if keep == "head":
+        cut = piece.rfind(" ")
+        piece = piece[:cut] if cut > len(piece) * 0.8 else piece
+        return piece.rstrip() + ELLIPSIS
+    return ELLIPSIS.strip() + " " + piece.lstrip()
+
+
+def rank_passages(ctx: TaskContext, query: str, hits: Sequence[Source]) -> list[tuple[int, float]]:
+    """Hits re-ranked for the question: embedding similarity plus lexical overlap with the query.
+
+    Retrieval finds the document; inside it the passage that best matches the question decides
+    whether a tiny model answers right, so this second look uses the full passage text.
+    """
+    if not hits:
+        return []
+    texts = [passage_text(h) for h in hits]
+    vecs = np.asarray(ctx.embed([query] + texts), dtype=np.float32)
+    cos = vecs[1:] @ vecs[0]
+    lex = np.array([overlap(query, f"{h.title} {h.heading} {t}") for h, t in zip(hits, texts)])
+    retr = np.array([max(0.0, 1.0 - 0.05 * i) for i in range(len(hits))])  # trust the retriever a little
+    score = 0.55 * cos + 0.35 * lex + 0.10 * retr
+    return sorted(((i, float(s)) for i, s in enumerate(score)), key=lambda x: -x[1])
+
+
+def passage_text(source: Source) -> str:
+    return source.text or source.snippet
+
+
+def relevance(ctx: TaskContext, query: str, hits: Sequence[Source]) -> float:
+    """The best dense score among the hits; computed here when the retriever did not report one."""
+    known = [h.dense_score for h in hits if h.dense_score is not None]
+    if known:
+        return max(known)
+    if not hits:
+        return 0.0
+    vecs = np.asarray(ctx.embed([query] + [passage_text(h) for h in hits]), dtype=np.float32)
+    return float(np.max(vecs[1:] @ vecs[0]))
+
+
+def describe(source: Source) -> str:
+    where = f" ({source.locator})" if source.locator else ""
+    return f"{source.title or source.path}{where}"
+
+
+def closest_list(sources: Sequence[Source], limit: int = 3) -> str:
+    lines = []
+    for n, s in enumerate(sources[:limit], 1):
+        snippet = " ".join((s.snippet or s.text).split())
+        snippet = snippet[:160] + ("…" if len(snippet) > 160 else "")
+        lines.append(f"[{n}] {describe(s)}: {snippet}")
+    return "\n".join(lines)
