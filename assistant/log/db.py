@@ -48,9 +48,11 @@ def make_engine(url: str) -> Engine:
                 "PostgreSQL logging needs psycopg: pip install 'psycopg[binary]' "
                 "(or domain-assistant[postgres])"
             ) from None
-        # Sessions in UTC so date() buckets days the same way as on SQLite.
+        # Sessions in UTC so date() buckets days the same way as on SQLite; keep any
+        # `?options=...` from the URL (tests put each run in its own schema that way).
+        options = " ".join(filter(None, [str(parsed.query.get("options", "")), "-c timezone=UTC"]))
         return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16,
-                             connect_args={"options": "-c timezone=UTC"})
+                             connect_args={"options": options})
     raise ValueError(f"unsupported log database {url!r}: use sqlite:///PATH or postgresql://...")
 
 
