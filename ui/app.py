@@ -1,0 +1,348 @@
+"""The browser chat page and Gradio's named endpoints, both thin layers over one `Assistant`.
+
+Everything here is presentation and access control: retrieval, prompting, grounding and
+logging all happen inside `assistant.Assistant`. The signed-in user (Gradio's login,
+`gr.Request.username`) is passed as `user=` so each person sees only their own conversations.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from assistant.tasks.base import Result, Status, TextDelta
+from ui import render
+from ui.security import UploadPolicy, UploadRejected, inside, save_upload
+
+log = logging.getLogger(__name__)
+
+TASKS = [("Auto", "auto"), ("Question", "qa"), ("Summarise", "summarize"), ("Code", "code")]
+CHAT_CONCURRENCY = 4  # simultaneous answers; more only queue up on a 2-core machine
+CSS = """
+.gradio-container {max-width: 1200px !important; margin: auto;}
+mark.unsupported {background: #fde68a; text-decoration: underline dotted #b45309; color: inherit;}
+.unsupported-note {color: #b45309; font-size: 0.9em;}
+.sources {margin-top: .6em; border-top: 1px solid var(--border-color-primary); padding-top: .4em; font-size: .92em;}
+.sources-head {font-weight: 600; margin-bottom: .2em;}
+details.source {margin: .25em 0;}
+details.source summary {cursor: pointer;}
+.src-snippet {color: var(--body-text-color-subdued); display: block; margin-left: 1.6em;}
+.src-path {font-family: var(--font-mono); font-size: .85em; color: var(--body-text-color-subdued); margin: .3em 0;}
+.src-passage {white-space: pre-wrap; background: var(--background-fill-secondary); padding: .5em; border-radius: 6px;
+  max-height: 22em; overflow: auto;}
+@media (max-width: 640px) { .gradio-container {padding: 4px !important;} #chatbot {height: 60vh !important;} }
+"""
+
+
+def _user(request: gr.Request | None) -> str | None:
+    """The signed-in user, or None when the server runs without logins."""
+    return getattr(request, "username", None) or None if request is not None else None
+
+
+class ChatHandlers:
+    """Event functions of the page and the named endpoints, bound to one assistant."""
+
+    def __init__(self, bot: Any, uploads: UploadPolicy, allow_folders: bool, folder_roots: list[Path] | None = None):
+        self.bot = bot
+        self.uploads = uploads
+        self.allow_folders = allow_folders
+        self.folder_roots = [Path(p).resolve() for p in (folder_roots or [])]
+
+    # ---- chat ---------------------------------------------------------------------------
+    def respond(self, message: str, history: list[dict], conv_id: str | None, task: str, model: str,
+                k: float, temperature: float, msg_ids: dict, request: gr.Request):
+        """Stream one answer into the chat; yields (chat, textbox, conversation id, message ids)."""
+        message = (message or "").strip()
+        if not message:
+            yield history, "", conv_id, msg_ids
+            return
+        history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": render.streaming_markdown("", "Searching the documents…")}]
+        yield history, "", conv_id, msg_ids
+        text = ""
+        kwargs = self._ask_kwargs(task, conv_id, _user(request), k, temperature, model)
+        try:
+            for event in self.bot.stream_events(message, **kwargs):
+                if isinstance(event, TextDelta):
+                    text += event.text
+                    history[-1] = {"role": "assistant", "content": render.streaming_markdown(text)}
+                elif isinstance(event, Status):
+                    history[-1] = {"role": "assistant", "content": render.streaming_markdown(text, event.text)}
+                elif isinstance(event, Result):
+                    ans = event.answer
+                    history[-1] = {"role": "assistant", "content": render.answer_markdown(ans)}
+                    conv_id = ans.conversation_id or conv_id
+                    if ans.message_id:
+                        msg_ids = {**msg_ids, str(len(history) - 1): ans.message_id}
+                yield history, "", conv_id, msg_ids
+        except Exception as exc:  # show the failure in the chat instead of a silent spinner
+            log.exception("answer failed")
+            history[-1] = {"role": "assistant", "content": f"**Error:** {exc}"}
+            yield history, message, conv_id, msg_ids
+
+    def _ask_kwargs(self, task: str, conv_id: str | None, user: str | None, k: float, temperature: float, model: str) -> dict:
+        kw: dict[str, Any] = {"task": task or "qa", "conversation_id": conv_id or None, "user": user}
+        if k:
+            kw["k"] = int(k)
+        if temperature is not None and temperature >= 0:
+            kw["temperature"] = float(temperature)
+        chosen = model_arg(self.bot, model)
+        if chosen:
+            kw["model"] = chosen
+        return kw
+
+    def like(self, msg_ids: dict, data: gr.LikeData, request: gr.Request) -> tuple[int, str]:
+        """Thumbs up/down on an answer: stored in the log at once; also selects it for a correction."""
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        mid = msg_ids.get(str(index))
+        if not mid:
+            gr.Warning("This answer is not in the log, so it cannot be rated.")
+            return index, ""
+        rating = 1 if data.liked is True or data.liked == "Like" else -1
+        self.bot.feedback(mid, rating=rating, user=_user(request))
+        return index, f"Rated answer {'👍' if rating > 0 else '👎'}. Add a correction below if you like."
+
+    def correct(self, index: int | None, correction: str, msg_ids: dict, request: gr.Request) -> tuple[str, str]:
+        """Store a correction for the selected (or else the latest) answer."""
+        correction = (correction or "").strip()
+        if not correction:
+            return correction, "Write the correct answer first."
+        if index is None and msg_ids:
+            index = max(int(i) for i in msg_ids)
+        mid = msg_ids.get(str(index)) if index is not None else None
+        if not mid:
+            return correction, "There is no logged answer to correct yet."
+        self.bot.feedback(mid, rating=-1, correction=correction, user=_user(request))
+        return "", "Thanks: the correction is stored with the answer."
+
+    # ---- conversations ------------------------------------------------------------------
+    def conversation_choices(self, request: gr.Request) -> dict:
+        return gr.update(choices=self._choices(_user(request)), value=None)
+
+    def _choices(self, user: str | None) -> list[tuple[str, str]]:
+        try:
+            convs = self.bot.conversations(user=user, limit=50)
+        except Exception as exc:  # logging off: the list simply stays empty
+            log.info("no conversation list: %s", exc)
+            return []
+        out = []
+        for c in convs:
+            when = getattr(c, "created_at", None)
+            stamp = when.strftime("%d %b %H:%M") if hasattr(when, "strftime") else ""
+            out.append((f"{(c.title or 'Untitled')[:48]} · {stamp}".strip(" ·"), c.id))
+        return out
+
+    def resume(self, conv_id: str | None, request: gr.Request):
+        """Load a past conversation (only one of this user's own) into the chat."""
+        if not conv_id:
+            return gr.update(), None, {}
+        if conv_id not in {cid for _, cid in self._choices(_user(request))}:
+            raise gr.Error("No such conversation for this user.")
+        chat, ids = [], {}
+        for m in self.bot.history(conv_id):
+            if m.role not in ("user", "assistant"):
+                continue
+            chat.append({"role": m.role, "content": m.content})
+            if m.role == "assistant":
+                ids[str(len(chat) - 1)] = m.id
+        return chat, conv_id, ids
+
+    # ---- documents ----------------------------------------------------------------------
+    def ingest_ui(self, files: list[str] | None, folder: str, progress=gr.Progress()):
+        """Upload files and/or a server folder into the index; returns (status, failed rows, documents)."""
+        try:
+            report, rejected = self._ingest(files, folder, progress)
+        except (UploadRejected, PermissionError, FileNotFoundError, ValueError) as exc:
+            return f"**Not ingested:** {exc}", [], self.document_rows()
+        failed = [[r[0], r[1]] for r in rejected] + [[f.path, f.reason] for f in report.failed] if report else rejected
+        summary = report.summary() if report else "nothing ingested"
+        return f"**Ingest:** {summary}" + (f" · {len(rejected)} upload(s) refused" if rejected else ""), failed, self.document_rows()
+
+    def _ingest(self, files, folder: str, progress=None):
+        paths: list[Path] = []
+        rejected: list[tuple[str, str]] = []
+        for f in files or []:
+            src, name = _file_path_and_name(f)
+            try:
+                paths.append(save_upload(src, name, self.uploads))
+            except UploadRejected as exc:
+                rejected.append((name, str(exc)))
+        if folder and folder.strip():
+            paths.append(self._check_folder(folder.strip()))
+        if not paths:
+            if rejected:
+                return None, rejected
+            raise ValueError("choose files to upload or a folder to index")
+
+        def cb(msg: str, i: int, n: int) -> None:
+            if progress is not None:
+                progress((i, max(n, 1)), desc=msg)
+
+        return self.bot.ingest(paths, progress=cb), rejected
+
+    def _check_folder(self, folder: str) -> Path:
+        path = Path(folder).expanduser().resolve()
+        allowed = self.allow_folders or any(inside(path, r) for r in self.folder_roots + [self.uploads.root])
+        if not allowed:
+            raise PermissionError("indexing server folders is turned off for this shared server; upload files instead")
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist on the server")
+        return path
+
+    def document_rows(self) -> list[list]:
+        try:
+            return [[d.title, d.path, d.file_type, d.n_chunks] for d in self.bot.documents()]
+        except Exception as exc:
+            log.info("no document list: %s", exc)
+            return []
+
+    # ---- named endpoints (gradio_client) ------------------------------------------------
+    def api_ask(self, question: str, task: str = "qa", conversation_id: str = "", k: int = 0,
+                temperature: float = -1.0, model: str = "", request: gr.Request = None) -> dict:
+        """Answer a question from the documents, streaming: each update is {"text", "done", ...};
+        the last one (done=True) carries sources, ids, grounding and timings."""
+        if not (question or "").strip():
+            raise gr.Error("question is empty")
+        if conversation_id and conversation_id not in {c for _, c in self._choices(_user(request))}:
+            raise gr.Error("No such conversation for this user.")
+        kwargs = self._ask_kwargs(task, conversation_id, _user(request), k, temperature, model)
+        text = ""
+        for event in self.bot.stream_events(question, **kwargs):
+            if isinstance(event, TextDelta):
+                text += event.text
+                yield {"text": text, "done": False}
+            elif isinstance(event, Result):
+                yield {**render.answer_dict(event.answer), "done": True}
+
+    def api_search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[dict]:
+        """Passages that match the query, best first (no generation)."""
+        if not (query or "").strip():
+            raise gr.Error("query is empty")
+        hits = self.bot.search(query, k=int(k), mode=mode)
+        return [render.source_dict(i, s) for i, s in enumerate(hits, 1)]
+
+    def api_feedback(self, message_id: str, rating: int, comment: str = "", correction: str = "",
+                     request: gr.Request = None) -> str:
+        """Rate an answer (+1 / -1), optionally with a comment or a corrected answer; returns the feedback id."""
+        if int(rating) not in (-1, 0, 1):
+            raise gr.Error("rating must be -1, 0 or 1")
+        try:
+            return str(self.bot.feedback(message_id, int(rating), comment=comment or None,
+                                         correction=correction or None, user=_user(request)))
+        except (KeyError, ValueError, PermissionError) as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def api_ingest(self, files: list[str] | None) -> dict:
+        """Upload documents into WORKSPACE/uploads and index them; returns the ingest report."""
+        report, rejected = self._ingest(files, "", None)
+        out = report.to_dict() if report else {"added": [], "updated": [], "skipped": [], "failed": []}
+        # "file", not "path": gradio_client would try to download any dict with a "path" key
+        out["failed"] = [{"file": p, "reason": r} for p, r in rejected] + \
+            [{"file": f["path"], "reason": f["reason"]} for f in out.get("failed", [])]
+        out["summary"] = report.summary() if report else f"{len(rejected)} upload(s) refused"
+        return out
+
+
+def _file_path_and_name(f: Any) -> tuple[str, str]:
+    """Gradio hands files as paths in its cache (named after the upload) or as FileData."""
+    if isinstance(f, dict):
+        return f["path"], f.get("orig_name") or Path(f["path"]).name
+    path = getattr(f, "path", None) or getattr(f, "name", None) or str(f)
+    return path, getattr(f, "orig_name", None) or Path(path).name
+
+
+def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ingest: bool = True,
+              folder_roots: list[Path] | None = None, chat_concurrency: int = CHAT_CONCURRENCY,
+              title: str = "Domain Assistant") -> gr.Blocks:
+    """The chat page and the `/ask`, `/search`, `/ingest`, `/feedback` endpoints over `bot`."""
+    uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
+    h = ChatHandlers(bot, uploads, allow_folder_ingest, folder_roots)
+    with gr.Blocks(title=title, fill_height=True, fill_width=True) as demo:
+        conv_id = gr.State(None)
+        msg_ids = gr.State({})
+        fb_index = gr.State(None)
+        with gr.Sidebar(label="Conversations", open=True, width=280):
+            gr.Markdown(f"### {title}")
+            new_btn = gr.Button("+ New chat", variant="secondary", elem_id="new-chat")
+            convs = gr.Radio(label="Your conversations", choices=[], elem_id="conversations")
+            with gr.Accordion("Settings", open=False):
+                task = gr.Radio(TASKS, value="qa", label="Task", elem_id="task")
+                model = gr.Dropdown(model_choices(bot), value=current_model(bot), label="Model", elem_id="model")
+                k = gr.Slider(1, 12, value=getattr(bot.config, "top_k", 4), step=1, label="Sources (top-k)")
+                temp = gr.Slider(0, 1.5, value=getattr(bot.config, "temperature", 0.0), step=0.05, label="Temperature")
+        with gr.Tab("Chat", elem_id="tab-chat"):
+            chat = gr.Chatbot(elem_id="chatbot", height="65vh", buttons=["copy"], show_label=False,
+                              placeholder="Ask about your documents. Answers cite their sources [1], [2]…")
+            with gr.Row(equal_height=True):
+                box = gr.Textbox(placeholder="Ask a question, or ask for a summary or code…", show_label=False,
+                                 scale=8, min_width=200, elem_id="question", autofocus=True, submit_btn=False)
+                send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
+            with gr.Accordion("Correct an answer", open=False, elem_id="correction-panel"):
+                fb_note = gr.Markdown("Rate an answer with 👍/👎; the latest answer is corrected unless you rate another.")
+                correction = gr.Textbox(label="Correct answer", lines=3, elem_id="correction")
+                fix_btn = gr.Button("Save correction", elem_id="save-correction")
+        with gr.Tab("Documents", elem_id="tab-docs"):
+            files = gr.File(label="Upload documents", file_count="multiple", file_types=list(uploads.allowed_types),
+                            elem_id="upload")
+            folder = gr.Textbox(label="…or a folder on the server", placeholder="/srv/docs",
+                                interactive=allow_folder_ingest or bool(folder_roots), elem_id="folder")
+            ingest_btn = gr.Button("Add to the index", variant="primary", elem_id="ingest")
+            ingest_status = gr.Markdown(elem_id="ingest-status")
+            failed = gr.Dataframe(headers=["file", "reason"], label="Failed files", interactive=False, elem_id="failed")
+            docs = gr.Dataframe(headers=["title", "path", "type", "chunks"], label="Indexed documents",
+                                interactive=False, elem_id="documents")
+
+        chat_io = dict(inputs=[box, chat, conv_id, task, model, k, temp, msg_ids], outputs=[chat, box, conv_id, msg_ids])
+        for trigger in (box.submit, send.click):
+            trigger(h.respond, **chat_io, api_visibility="private", concurrency_id="chat",
+                    concurrency_limit=chat_concurrency).then(h.conversation_choices, None, convs, api_visibility="private")
+        chat.like(h.like, [msg_ids], [fb_index, fb_note], api_visibility="private")
+        fix_btn.click(h.correct, [fb_index, correction, msg_ids], [correction, fb_note], api_visibility="private")
+        new_btn.click(lambda: ([], None, {}, None), None, [chat, conv_id, msg_ids, fb_index], api_visibility="private") \
+            .then(h.conversation_choices, None, convs, api_visibility="private")
+        convs.input(h.resume, [convs], [chat, conv_id, msg_ids], api_visibility="private")
+        ingest_btn.click(h.ingest_ui, [files, folder], [ingest_status, failed, docs], api_visibility="private",
+                         concurrency_id="ingest", concurrency_limit=1)
+        demo.load(h.conversation_choices, None, convs, api_visibility="private")
+        demo.load(h.document_rows, None, docs, api_visibility="private")
+
+        # Named endpoints for gradio_client; same handlers, no page components involved.
+        gr.api(h.api_ask, api_name="ask", concurrency_id="chat", concurrency_limit=chat_concurrency)
+        gr.api(h.api_search, api_name="search", concurrency_limit=chat_concurrency)
+        gr.api(h.api_feedback, api_name="feedback", concurrency_limit=chat_concurrency)
+        api_files = gr.File(file_count="multiple", visible=False)
+        api_report = gr.JSON(visible=False)
+        gr.Button(visible=False).click(h.api_ingest, [api_files], [api_report], api_name="ingest",
+                                       concurrency_id="ingest", concurrency_limit=1)
+    demo.queue(default_concurrency_limit=chat_concurrency, max_size=64)
+    return demo
+
+
+def model_choices(bot: Any) -> list[str]:
+    """Names offered in the model selector and /v1/models: 'base' plus the registry's fine-tunes."""
+    try:
+        names = list(bot.models())
+    except Exception as exc:
+        log.info("no model list: %s", exc)
+        names = []
+    return names or [current_model(bot)]
+
+
+def current_model(bot: Any) -> str:
+    """The selector entry for the model that answers now ('base' unless a fine-tune is served)."""
+    name = str(getattr(bot, "model_name", "") or "")
+    try:
+        names = list(bot.models())
+    except Exception:
+        names = []
+    return name if name in names else ("base" if "base" in names or not name else name)
+
+
+def model_arg(bot: Any, name: str | None) -> str | None:
+    """The `model=` to pass to ask for a selector entry; None means 'the one served now'."""
+    if not name or name == current_model(bot):
+        return None
+    if name == "base":  # the registry's word for the configured generator
+        return bot.config.generator
+    return name

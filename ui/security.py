@@ -1,0 +1,182 @@
+"""Who may use the server and what they may put on it: logins, API keys and upload rules.
+
+Kept apart from the app so the rules can be read (and tested) in one place: the chat page,
+the Gradio endpoints and the /v1 API all go through these functions.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+UPLOADS_DIR = "uploads"
+DEFAULT_MAX_UPLOAD_MB = 20
+# What the document index can read; anything else is refused before it touches the workspace.
+DEFAULT_UPLOAD_TYPES = (
+    ".md", ".markdown", ".txt", ".rst", ".pdf", ".html", ".htm", ".docx",
+    ".py", ".js", ".ts", ".java", ".go", ".rs", ".c", ".h", ".cpp", ".hpp", ".sh",
+    ".json", ".yaml", ".yml", ".toml", ".csv", ".ipynb",
+)
+
+
+class UploadRejected(ValueError):
+    """An upload that breaks a rule (name, size or type); the message says which and why."""
+
+
+class AuthConfigError(ValueError):
+    """Credentials or sharing settings that would leave the server open or unusable."""
+
+
+@dataclass
+class UploadPolicy:
+    """Where uploads go and what is accepted. `max_bytes` also bounds Gradio's own upload route."""
+
+    root: Path
+    max_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+    allowed_types: tuple[str, ...] = DEFAULT_UPLOAD_TYPES
+
+    @classmethod
+    def for_workspace(cls, workspace: Path, **kw) -> "UploadPolicy":
+        return cls(root=(Path(workspace) / UPLOADS_DIR).resolve(), **kw)
+
+
+def safe_filename(name: str) -> str:
+    """The last path component of `name`, reduced to a harmless file name.
+
+    Directory parts (`../`, `C:\\`, absolute paths) are dropped rather than refused so a browser
+    that sends a full client path still works; what is left may not start with a dot.
+    """
+    base = re.split(r"[\\/]", unicodedata.normalize("NFKC", name or ""))[-1]
+    base = re.sub(r"[^\w.\- ]+", "_", base).strip(" .")
+    base = re.sub(r"\.{2,}", ".", base)
+    if not base or base in {".", ".."}:
+        raise UploadRejected(f"file name {name!r} has nothing usable once its directory parts are removed")
+    return base[:180]
+
+
+def save_upload(src: str | Path, orig_name: str | None, policy: UploadPolicy) -> Path:
+    """Copy one uploaded file into the uploads folder after checking its name, type and size.
+
+    Returns the destination (always inside `policy.root`). An existing file of the same name is
+    replaced atomically, so re-uploading a corrected document updates it in the index.
+    """
+    src = Path(src)
+    name = safe_filename(orig_name or src.name)
+    suffix = Path(name).suffix.lower()
+    if suffix not in policy.allowed_types:
+        raise UploadRejected(f"{name}: type {suffix or '(none)'} is not accepted; allowed: {' '.join(policy.allowed_types)}")
+    size = src.stat().st_size
+    if size > policy.max_bytes:
+        raise UploadRejected(f"{name}: {size / 1e6:.1f} MB is over the {policy.max_bytes / 1e6:.1f} MB upload limit")
+    policy.root.mkdir(parents=True, exist_ok=True)
+    dest = (policy.root / name).resolve()
+    if dest.parent != policy.root:  # belt and braces: safe_filename already removed separators
+        raise UploadRejected(f"{orig_name!r} would be written outside {policy.root}")
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def inside(path: str | Path, root: str | Path) -> bool:
+    """True when `path` (after resolving links and `..`) is `root` or below it."""
+    p, r = Path(path).resolve(), Path(root).resolve()
+    return p == r or r in p.parents
+
+
+# ---- logins -------------------------------------------------------------------------------
+
+def parse_auth(auth: Iterable[str | tuple[str, str]] | None = None, auth_file: str | Path | None = None) -> list[tuple[str, str]]:
+    """Logins from `USER:PASS` strings, (user, pass) pairs and/or a credentials file.
+
+    The file holds one `user:password` per line; blank lines and `#` comments are ignored.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in auth or []:
+        pairs.append(_pair(item, "--auth"))
+    if auth_file:
+        path = Path(auth_file)
+        if not path.is_file():
+            raise AuthConfigError(f"credentials file {path} does not exist")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                pairs.append(_pair(line, f"{path}:{n}"))
+    users = [u for u, _ in pairs]
+    dupes = sorted({u for u in users if users.count(u) > 1})
+    if dupes:
+        raise AuthConfigError(f"user(s) listed twice: {', '.join(dupes)}")
+    return pairs
+
+
+def _pair(item: str | tuple[str, str], where: str) -> tuple[str, str]:
+    if isinstance(item, (tuple, list)):
+        user, pw = item
+    else:
+        user, sep, pw = str(item).partition(":")
+        if not sep:
+            raise AuthConfigError(f"{where}: expected USER:PASS, got {item!r}")
+    user, pw = str(user).strip(), str(pw)
+    if not user or not pw:
+        raise AuthConfigError(f"{where}: user and password must both be non-empty")
+    return user, pw
+
+
+def check_login(pairs: list[tuple[str, str]], user: str, password: str) -> bool:
+    """Constant-time comparison so timing does not reveal which users exist."""
+    ok = False
+    for u, p in pairs:
+        ok |= secrets.compare_digest(u.encode(), (user or "").encode()) & secrets.compare_digest(p.encode(), (password or "").encode())
+    return bool(ok)
+
+
+def parse_api_keys(api_keys: Iterable[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """Keys for the /v1 API from the argument and `ASSISTANT_API_KEYS` (comma separated)."""
+    env = os.environ if env is None else env
+    keys = [k.strip() for k in (api_keys or []) if k and k.strip()]
+    keys += [k.strip() for k in env.get("ASSISTANT_API_KEYS", "").split(",") if k.strip()]
+    return list(dict.fromkeys(keys))
+
+
+def check_api_key(keys: list[str], header: str | None) -> bool:
+    """True when `Authorization: Bearer KEY` names one of `keys`."""
+    if not header:
+        return False
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    return any(secrets.compare_digest(token.strip().encode(), k.encode()) for k in keys)
+
+
+@dataclass
+class AccessPolicy:
+    """The resolved access rules for one server."""
+
+    logins: list[tuple[str, str]] = field(default_factory=list)
+    api_keys: list[str] = field(default_factory=list)
+
+    @property
+    def auth_on(self) -> bool:
+        return bool(self.logins)
+
+    @property
+    def api_needs_key(self) -> bool:
+        """/v1 requires a bearer key whenever logins or keys are configured."""
+        return self.auth_on or bool(self.api_keys)
+
+
+def resolve_access(*, auth=None, auth_file=None, api_keys=None, share=False, allow_public_share=False,
+                   env: dict[str, str] | None = None) -> AccessPolicy:
+    """Check the combination of settings and refuse the ones that would expose the documents."""
+    policy = AccessPolicy(parse_auth(auth, auth_file), parse_api_keys(api_keys, env))
+    if share and not policy.auth_on and not allow_public_share:
+        raise AuthConfigError(
+            "refusing to share without authentication: anyone with the link could read your documents. "
+            "Add --auth USER:PASS (or an --auth-file), or pass --allow-public-share to share anyway."
+        )
+    return policy

@@ -1,0 +1,170 @@
+"""Running the chat page and the HTTP API on one local server, with optional logins and share link.
+
+One FastAPI app holds `/health` and `/v1/...` and mounts the Gradio page at `/`; uvicorn runs
+it in a background thread so `launch()` returns at once (tests, benchmarks) and `serve()` just
+waits on it. A public share link needs Gradio's tunnel service on the internet: when it cannot
+be reached we say so plainly and keep serving locally rather than failing.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+import time
+import webbrowser
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ui.security import AccessPolicy, UploadPolicy, check_login, resolve_access
+
+log = logging.getLogger(__name__)
+SHARE_TIMEOUT_S = 20.0  # Gradio's tunnel request waits 30 s on its own; offline we want to know sooner
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class RunningServer:
+    """A server started by `launch()`: its local `url`, the public `share_url` (or why not), `close()`."""
+
+    url: str
+    host: str
+    port: int
+    app: Any
+    share_url: str | None = None
+    share_error: str | None = None
+    _server: Any = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl+C stops it)."""
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            print("\nStopping…")
+            self.close()
+
+    def __enter__(self) -> "RunningServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None = None,
+               allow_folder_ingest: bool = True, chat_concurrency: int | None = None):
+    """The FastAPI app: `/health`, `/v1/*` and the Gradio page (with logins when configured)."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from ui.api import api_router
+    from ui.app import CHAT_CONCURRENCY, CSS, build_app
+
+    uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
+    app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(api_router(bot, access))  # before the mount at "/", which catches the rest
+    demo = build_app(bot, uploads=uploads, allow_folder_ingest=allow_folder_ingest,
+                     chat_concurrency=chat_concurrency or CHAT_CONCURRENCY)
+    auth = (lambda u, p: check_login(access.logins, u, p)) if access.auth_on else None
+    return gr.mount_gradio_app(
+        app, demo, path="/", auth=auth, auth_message="Sign in to the Domain Assistant",
+        allowed_paths=[], blocked_paths=[str(Path(bot.workspace).resolve())],
+        max_file_size=uploads.max_bytes, css=CSS, footer_links=["api"], ssr_mode=False,
+        show_error=True, mcp_server=False,
+    )
+
+
+def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
+           auth: Iterable[str | tuple[str, str]] | None = None, auth_file: str | Path | None = None,
+           allow_public_share: bool = False, api_keys: Iterable[str] | None = None, open_browser: bool = False,
+           max_upload_mb: float | None = None, chat_concurrency: int | None = None) -> RunningServer:
+    """Start serving in a background thread and return once requests are answered.
+
+    `port=0` (or None) picks a free port. Raises `AuthConfigError` for unsafe combinations
+    (sharing without logins unless `allow_public_share`), `OSError` when the port is taken.
+    """
+    import uvicorn
+
+    access = resolve_access(auth=auth, auth_file=auth_file, api_keys=api_keys, share=share,
+                            allow_public_share=allow_public_share)
+    uploads = UploadPolicy.for_workspace(bot.workspace)
+    if max_upload_mb:
+        uploads.max_bytes = int(max_upload_mb * 1024 * 1024)
+    # Indexing an arbitrary server folder is fine for the person at the keyboard, not for visitors.
+    local_only = host in LOOPBACK and not share and not access.auth_on
+    app = create_app(bot, access, uploads=uploads, allow_folder_ingest=local_only, chat_concurrency=chat_concurrency)
+    port = port or _free_port(host)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3))
+    thread = threading.Thread(target=server.run, name=f"assistant-server-{port}", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise OSError(f"could not start the server on {host}:{port} (is the port already in use?)")
+        time.sleep(0.05)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    running = RunningServer(url=f"http://{shown}:{port}", host=host, port=port, app=app, _server=server, _thread=thread)
+    if share:
+        running.share_url, running.share_error = _share_link(port)
+    _announce(running, access, share)
+    if open_browser:
+        webbrowser.open(running.share_url or running.url)
+    return running
+
+
+def serve(bot: Any, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth=None, auth_file=None,
+          allow_public_share: bool = False, api_keys=None, open_browser: bool = False, **kw) -> None:
+    """Serve until interrupted (the CLI's `assistant serve`)."""
+    launch(bot, host=host, port=port, share=share, auth=auth, auth_file=auth_file,
+           allow_public_share=allow_public_share, api_keys=api_keys, open_browser=open_browser, **kw).wait()
+
+
+def _share_link(port: int, timeout: float = SHARE_TIMEOUT_S) -> tuple[str | None, str | None]:
+    """Ask Gradio's tunnel service for a public URL; (url, None) or (None, why it failed)."""
+    from gradio import networking
+
+    result: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            result["url"] = networking.setup_tunnel("127.0.0.1", port, secrets.token_urlsafe(32), None, None)
+        except Exception as exc:  # any failure means "no link"; the cause is reported below
+            cause = exc.__cause__ or exc
+            result["error"] = f"{exc} ({type(cause).__name__}: {cause})" if cause is not exc else f"{type(exc).__name__}: {exc}"
+
+    t = threading.Thread(target=attempt, daemon=True)
+    t.start()
+    t.join(timeout)
+    if "url" in result:
+        return result["url"], None
+    why = result.get("error") or f"no answer from Gradio's share service within {timeout:.0f} s"
+    return None, f"{why}. A share link needs internet access to {networking.GRADIO_API_SERVER}."
+
+
+def _announce(running: RunningServer, access: AccessPolicy, share: bool) -> None:
+    lines = [f"Domain Assistant running at {running.url}  (API: {running.url}/v1, health: {running.url}/health)"]
+    if share and running.share_url:
+        lines.append(f"Public share link: {running.share_url}")
+    elif share:
+        lines.append(f"Share link could NOT be created: {running.share_error}")
+        lines.append(f"Still serving locally at {running.url}.")
+    if access.auth_on:
+        lines.append(f"Sign-in required ({len(access.logins)} user(s)); /v1 needs one of {len(access.api_keys)} API key(s).")
+    elif access.api_keys:
+        lines.append(f"/v1 needs one of {len(access.api_keys)} API key(s).")
+    for line in lines:
+        print(line, flush=True)
+        log.info(line)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host if host not in ("0.0.0.0", "localhost") else "127.0.0.1", 0))
+        return s.getsockname()[1]
