@@ -1,0 +1,319 @@
+"""`DocumentIndex`: ingest files incrementally and search them by meaning, by keyword, or both.
+
+This is the one class the assistant uses. It ties together loading (`loaders`), chunking
+(`chunking`), embedding (`embedding`), the FAISS and BM25 stores (`vectors`, `keyword`) and the
+crash-safe generations on disk (`store`). Searches read an immutable in-memory `State`, so a search
+running in another thread while an ingest commits sees either the old or the new index, whole.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from index import search as searching
+from index.chunking import TokenCounter, chunk_document, load_token_counter
+from index.embedding import Embedder, pick_device
+from index.keyword import KeywordIndex
+from index.loaders import LoadError, file_type_of, load_document
+from index.store import (DocumentInfo, State, current_generation, empty_state, load_state, now_iso,
+                         write_generation, writer_lock)
+from index.types import FailedFile, IngestReport, Source
+from index.vectors import DEFAULT_APPROX_THRESHOLD, VectorIndex, gpu_count
+
+log = logging.getLogger(__name__)
+
+SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache"}
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+Progress = bool | Callable[[str, int, int], None]
+
+
+class EmbedderMismatchError(RuntimeError):
+    """The index folder was built with another embedder; its vectors mean nothing to this one."""
+
+
+def canonical_embedder(name: str) -> str:
+    from assistant.model_paths import DEFAULT_EMBEDDER_ALIASES
+
+    return "all-MiniLM-L6-v2" if name.lower() in DEFAULT_EMBEDDER_ALIASES else name
+
+
+class DocumentIndex:
+    """A folder of documents made searchable. Open with `DocumentIndex.open(directory)`."""
+
+    def __init__(self, directory: Path, embedder: Embedder, state: State, *, chunk_tokens: int,
+                 chunk_overlap: int, reranker: str, device: str, max_file_bytes: int,
+                 approx_threshold: int, index_kind: str):
+        self.directory = directory
+        self._embedder = embedder
+        self._state = state
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.reranker_name = reranker
+        self.device = device
+        self.max_file_bytes = max_file_bytes
+        self.approx_threshold = approx_threshold
+        self.index_kind = index_kind
+        self._counter: TokenCounter | None = None
+        self._reranker = None
+        self._lock = threading.RLock()
+
+    # --- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, embedder: str = "all-MiniLM-L6-v2", *, chunk_tokens: int = 160,
+             chunk_overlap: int = 32, reranker: str = "", device: str = "auto",
+             max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, approx_threshold: int = DEFAULT_APPROX_THRESHOLD,
+             index_kind: str = "auto") -> "DocumentIndex":
+        """Open the index in `directory`, creating an empty one if there is none.
+
+        Raises EmbedderMismatchError when the folder holds vectors from a different embedder.
+        `index_kind` is "auto" (flat below `approx_threshold` chunks, IVF above), "flat", "ivf"
+        or "hnsw". The embedding model is only loaded on the first ingest, search or embed.
+        """
+        from assistant.model_paths import resolve_embedder
+
+        directory = Path(directory).expanduser().resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        name = canonical_embedder(embedder)
+        use_gpu = device != "cpu" and _gpu_wanted(device)
+        generation = current_generation(directory)
+        if generation:
+            state = load_state(directory, generation, use_gpu)
+            built_with = state.manifest.get("embedder", "")
+            if state.chunks and canonical_embedder(built_with) != name:
+                raise EmbedderMismatchError(
+                    f"The index in {directory} was built with embedder {built_with!r} "
+                    f"(dimension {state.manifest.get('dimension')}), but {embedder!r} was requested. "
+                    f"Open it with embedder={built_with!r}, or ingest into a new folder to switch embedders."
+                )
+        else:
+            state = empty_state({"embedder": name, "dimension": None})
+        state.manifest["embedder"] = name
+        model = Embedder(name, resolve_embedder(embedder), device)
+        return cls(directory, model, state, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+                   reranker=reranker, device=device, max_file_bytes=max_file_bytes,
+                   approx_threshold=approx_threshold, index_kind=index_kind)
+
+    # --- properties -------------------------------------------------------------------------
+
+    @property
+    def embedder_name(self) -> str:
+        return self._embedder.name
+
+    @property
+    def dimension(self) -> int:
+        dim = self._state.manifest.get("dimension")
+        return int(dim) if dim else self._embedder.dimension
+
+    @property
+    def count(self) -> int:
+        """Number of chunks."""
+        return len(self._current().chunks)
+
+    @property
+    def manifest(self) -> dict:
+        return dict(self._current().manifest)
+
+    def _current(self) -> State:
+        """The loaded state, reloaded first if another process has committed a newer generation."""
+        generation = current_generation(self.directory)
+        if generation and generation != self._state.generation:
+            with self._lock:
+                if generation != self._state.generation:
+                    state = load_state(self.directory, generation, self._use_gpu())
+                    state.manifest["embedder"] = state.manifest.get("embedder") or self.embedder_name
+                    self._state = state
+        return self._state
+
+    def _use_gpu(self) -> bool:
+        return self.device != "cpu" and _gpu_wanted(self.device)
+
+    # --- embedding --------------------------------------------------------------------------
+
+    def embed(self, texts: list[str], *, progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
+        """Normalised float32 rows with this index's embedder."""
+        vecs = self._embedder.encode(list(texts), progress=progress)
+        dim = self._state.manifest.get("dimension")
+        if dim and vecs.shape[1] != dim:
+            raise EmbedderMismatchError(
+                f"The index in {self.directory} holds {dim}-dimensional vectors but the embedder "
+                f"{self.embedder_name!r} produces {vecs.shape[1]}; the model behind that name has changed."
+            )
+        return vecs
+
+    def _token_counter(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = load_token_counter(self._embedder.model_path, fallback=lambda: self._embedder.model)
+        return self._counter
+
+    # --- ingest -----------------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False, progress: Progress = True) -> IngestReport:
+        """Add new files, replace changed ones, skip unchanged ones (by content hash).
+
+        `paths` are files or folders (walked recursively, hidden and tool folders skipped).
+        With `prune=True`, indexed files under these paths that no longer exist are removed.
+        Files that cannot be read are listed in `report.failed` with the reason; their previous
+        chunks, if any, are kept. Nothing is visible to searches until the new generation commits.
+        """
+        from index.ingest import run_ingest
+
+        started = time.perf_counter()
+        with writer_lock(self.directory):
+            base = self._current()
+            report, state = run_ingest(self, base, [Path(p) for p in paths], prune=prune, progress=progress)
+            if state is not None:
+                write_generation(self.directory, state)
+                with self._lock:
+                    self._state = state
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _build_vectors(self, base: State, keep_rows: np.ndarray | None, new_vectors: np.ndarray
+                       ) -> tuple[np.ndarray, VectorIndex]:
+        """Vectors and FAISS index after keeping `keep_rows` of `base` and appending `new_vectors`.
+
+        Appending only (no rows dropped, same index kind) adds to a copy of the existing index;
+        otherwise the index is rebuilt from stored vectors, which costs no embedding.
+        """
+        import faiss
+
+        dim = new_vectors.shape[1] if len(new_vectors) else self.dimension
+        old = np.asarray(base.vectors, dtype=np.float32)
+        kept = old if keep_rows is None else old[keep_rows]
+        vectors = np.concatenate([kept.reshape(-1, dim), new_vectors]) if len(kept) else new_vectors
+        total = len(vectors)
+        wanted = self.index_kind if self.index_kind != "auto" else ("ivf" if total >= self.approx_threshold else "flat")
+        appendable = (keep_rows is None and base.vector_index is not None and base.vector_index.kind == wanted
+                      and (wanted != "ivf" or total < 4 * max(1, base.vector_index.ntotal)))
+        if appendable:
+            vindex = VectorIndex(base.vector_index.kind, dim, dict(base.vector_index.params),
+                                 faiss.clone_index(base.vector_index.cpu), self._use_gpu())
+            vindex.add(new_vectors)
+        else:
+            vindex = VectorIndex.build(vectors, dim, kind=self.index_kind, threshold=self.approx_threshold,
+                                       use_gpu=self._use_gpu())
+        return vectors, vindex
+
+    # --- search -----------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, *, mode: str = "hybrid", path_prefix: str | None = None,
+               file_types: Sequence[str] | None = None) -> list[Source]:
+        """The k best passages for `query`: mode "dense" (meaning), "keyword" (BM25) or "hybrid" (RRF of both).
+
+        Every hit carries `dense_score`, the cosine similarity of the query with it, so callers
+        can decline when even the best passage is unrelated.
+        """
+        if mode not in ("dense", "keyword", "hybrid"):
+            raise ValueError(f"mode must be 'dense', 'keyword' or 'hybrid', not {mode!r}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        state = self._current()
+        if not state.chunks or not query.strip():
+            return []
+        mask = searching.filter_mask(state, path_prefix, file_types)
+        if mask is not None and not mask.any():
+            return []
+        qvec = self.embed([query])[0]
+        rows = searching.rank(state, query, qvec, k, mode, mask, self._rerank if self.reranker_name else None)
+        return [searching.to_source(state, row, score, qvec, query, rank)
+                for rank, (row, score) in enumerate(rows, start=1)]
+
+    def _rerank(self, query: str, texts: list[str]) -> list[float]:
+        if self._reranker is None:
+            try:
+                from sentence_transformers import CrossEncoder
+            except ImportError:  # pragma: no cover
+                raise ImportError("Reranking needs sentence-transformers: pip install sentence-transformers") from None
+            from assistant.model_paths import resolve_embedder
+
+            self._reranker = CrossEncoder(resolve_embedder(self.reranker_name), device=pick_device(self.device))
+        scores = self._reranker.predict([(query, t) for t in texts], show_progress_bar=False)
+        return [float(s) for s in np.asarray(scores, dtype=np.float32).reshape(len(texts), -1)[:, -1]]
+
+    # --- documents --------------------------------------------------------------------------
+
+    def documents(self) -> list[DocumentInfo]:
+        return sorted(self._current().documents.values(), key=lambda d: d.path)
+
+    def document_chunks(self, name: str) -> list[Source]:
+        """A document's chunks in order, found by exact path, path suffix, file name or title."""
+        state = self._current()
+        path = find_document(state, name)
+        rows = [i for i, c in enumerate(state.chunks) if c["path"] == path]
+        rows.sort(key=lambda i: state.chunks[i]["ordinal"])
+        return [searching.to_source(state, row, 0.0, None, "", n) for n, row in enumerate(rows, start=1)]
+
+    def __repr__(self) -> str:
+        s = self._state
+        return (f"DocumentIndex({str(self.directory)!r}, embedder={self.embedder_name!r}, "
+                f"documents={len(s.documents)}, chunks={len(s.chunks)})")
+
+
+def _gpu_wanted(device: str) -> bool:
+    if device.startswith("cuda") or device == "auto":
+        return gpu_count() > 0
+    return False
+
+
+def find_document(state: State, name: str) -> str:
+    """Resolve a user's name for a document to its stored path; KeyError with suggestions if none."""
+    wanted = name.strip()
+    docs = state.documents
+    if not wanted:
+        raise KeyError("empty document name")
+    lowered = wanted.lower()
+    try:
+        resolved = str(Path(wanted).expanduser().resolve())
+    except (OSError, RuntimeError):
+        resolved = wanted
+    for candidate in (wanted, resolved):
+        if candidate in docs:
+            return candidate
+    suffix = "/" + lowered.lstrip("./")
+    tiers = [
+        [p for p in docs if p.lower().endswith(suffix)],
+        [p for p, d in docs.items() if d.title.lower() == lowered],
+        [p for p in docs if Path(p).stem.lower() == lowered],
+    ]
+    for matches in tiers:
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise KeyError(f"{name!r} matches several documents: {sorted(matches)[:10]}; give more of the path")
+    labels = {}
+    for p, d in docs.items():
+        labels[d.title.lower()] = p
+        labels[Path(p).name.lower()] = p
+    close = difflib.get_close_matches(lowered, list(labels), n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(sorted({labels[c] for c in close}))}?" if close else ""
+    raise KeyError(f"No document named {name!r} in the index ({len(docs)} documents).{hint}")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def walk(root: Path) -> list[Path]:
+    """Indexable files under `root`, sorted; hidden and tool folders skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for fname in sorted(filenames):
+            if fname.startswith("."):
+                continue
+            p = Path(dirpath) / fname
+            if file_type_of(p) is not None:
+                found.append(p)
+    return found
+
+
+__all__ = ["DocumentIndex", "DocumentInfo", "EmbedderMismatchError"]

@@ -1,0 +1,102 @@
+"""Turning text into normalised vectors with a sentence-transformers model, loaded on first use.
+
+The model is loaded lazily so that opening an index, listing documents or keyword search never
+pays the model's load time. On a GPU the weights run in float16 (half the memory, about twice the
+throughput, cosine scores equal to ~1e-3); on CPU they stay float32.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 64
+
+
+def pick_device(device: str = "auto") -> str:
+    """cuda, then mps, then cpu, unless a device is named explicitly."""
+    if device and device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class Embedder:
+    """A lazily loaded SentenceTransformer that returns float32 unit vectors."""
+
+    def __init__(self, name: str, model_path: str, device: str = "auto", batch_size: int = DEFAULT_BATCH):
+        self.name = name
+        self.model_path = model_path
+        self.requested_device = device
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+        return self._model
+
+    def _load(self):
+        from sentence_transformers import SentenceTransformer
+
+        device = pick_device(self.requested_device)
+        try:
+            model = SentenceTransformer(self.model_path, device=device)
+        except OSError as exc:
+            raise RuntimeError(
+                f"Could not load the embedder {self.name!r} from {self.model_path!r}: {exc}. "
+                "Without network access it must be a local folder or already in the Hugging Face cache."
+            ) from exc
+        if device.startswith("cuda"):
+            model.half()  # fp16 inference: 2x throughput, scores unchanged to ~1e-3
+        log.info("Loaded embedder %s on %s", self.name, device)
+        return model
+
+    @property
+    def dimension(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(getattr(self.model, "max_seq_length", 512) or 512)
+
+    def encode(self, texts: list[str], *, progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
+        """Unit-norm float32 rows, one per text, in input order.
+
+        Texts are encoded in slices of a few batches so a callback can report progress; each
+        slice is sorted by length inside `encode`, which keeps padding low.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.model
+        show_bar = progress is True and len(texts) > self.batch_size * 4
+        if not callable(progress):
+            vecs = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=show_bar)
+            return np.ascontiguousarray(vecs, dtype=np.float32)
+        out = []
+        step = self.batch_size * 8
+        for start in range(0, len(texts), step):
+            part = texts[start:start + step]
+            out.append(model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False))
+            progress(min(start + step, len(texts)), len(texts))
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)

@@ -1,0 +1,124 @@
+"""Keyword search: BM25 (bm25s) over a tokeniser that handles English, code identifiers and Chinese.
+
+Chinese has no spaces, so CJK runs are segmented with jieba (search mode, which also emits the
+sub-words of long words); without jieba we fall back to overlapping character bigrams. Latin text
+is lower-cased, split on non-word characters, and identifiers like `load_causal_lm` or
+`DocumentIndex` also yield their parts so that a question in words finds code.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_TOKEN = re.compile(rf"[{_CJK}]+|[A-Za-z0-9_]+(?:'[a-z]+)?")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from has have how i if in into is it its of on or "
+    "so such that the their then there these they this to was what when where which who why will "
+    "with you your we our not no".split()
+)
+_jieba = None
+
+
+def _segment_cjk(run: str) -> list[str]:
+    global _jieba
+    if _jieba is None:
+        try:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            _jieba = jieba
+        except ImportError:
+            _jieba = False
+    if _jieba:
+        words = [w for w in _jieba.lcut_for_search(run) if w.strip()]
+        # single characters carry little meaning alone but keep short queries matchable
+        return words
+    if len(run) == 1:
+        return [run]
+    return [run[i:i + 2] for i in range(len(run) - 1)]
+
+
+def _stem(word: str) -> str:
+    """A very light English stemmer: plurals and -ing/-ed, enough to match 'rotating' and 'rotate'."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                break
+            word = word[: -len(suffix)] + keep
+            break
+    if word.endswith("e") and len(word) > 4:
+        word = word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    tokens: list[str] = []
+    for m in _TOKEN.finditer(text):
+        tok = m.group(0)
+        if "\u3400" <= tok[0] and re.match(rf"[{_CJK}]", tok[0]):
+            tokens.extend(_segment_cjk(tok))
+            continue
+        lower = tok.lower()
+        if lower in STOPWORDS:
+            continue
+        tokens.append(_stem(lower))
+        parts = [p.lower() for p in _CAMEL.findall(tok.replace("_", " "))] if ("_" in tok or not tok.islower()) else []
+        if len(parts) > 1:
+            tokens.extend(_stem(p) for p in parts if p not in STOPWORDS)
+    return tokens
+
+
+class KeywordIndex:
+    """BM25 over chunk texts. Rebuilt on ingest (IDF is global), saved beside the vectors."""
+
+    def __init__(self, retriever=None, size: int = 0):
+        self.retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, texts: Sequence[str], show_progress: bool = False) -> "KeywordIndex":
+        import bm25s
+
+        if not texts:
+            return cls(None, 0)
+        corpus = [tokenize(t) or ["\u2205"] for t in texts]  # empty docs still need a row
+        retriever = bm25s.BM25()
+        retriever.index(corpus, show_progress=show_progress)
+        return cls(retriever, len(texts))
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "size.json").write_text(json.dumps({"size": self.size}))
+        if self.retriever is not None:
+            self.retriever.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> "KeywordIndex":
+        import bm25s
+
+        size = json.loads((directory / "size.json").read_text())["size"]
+        if size == 0:
+            return cls(None, 0)
+        return cls(bm25s.BM25.load(str(directory), mmap=False, show_progress=False), size)
+
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(row, bm25 score) pairs, best first; rows with a zero mask or zero score are dropped."""
+        if self.retriever is None or k <= 0:
+            return []
+        tokens = [t for t in tokenize(query) if t in self.retriever.vocab_dict]
+        if not tokens:
+            return []
+        k = min(k, self.size)
+        weight = None if mask is None else mask.astype(np.float32)
+        ids, scores = self.retriever.retrieve([tokens], k=k, show_progress=False, weight_mask=weight,
+                                              n_threads=0)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]

@@ -1,0 +1,397 @@
+"""Loading files into structured sections that keep their provenance (heading path, page, lines).
+
+Each loader returns a `LoadedDocument` whose `sections` follow the document's own structure:
+Markdown/reST/HTML/DOCX headings, PDF pages, code definitions. The chunker later cuts sections
+that are too long; it never merges text across sections, so every chunk has one heading path.
+Formats are parsed by well-kept libraries (markdown-it, BeautifulSoup+lxml, pypdf, python-docx);
+only reST section adornments and brace-language block boundaries are found by small scanners.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.code_blocks import brace_sections
+
+MARKDOWN = {".md", ".markdown", ".mdx"}
+RST = {".rst", ".rest"}
+TEXT = {".txt", ".text", ".log", ".csv", ".tsv", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf"}
+HTML = {".html", ".htm", ".xhtml"}
+CODE = {
+    ".py": "python", ".pyi": "python",
+    ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".ts": "typescript", ".tsx": "typescript",
+    ".go": "go", ".java": "java", ".kt": "kotlin", ".scala": "scala", ".cs": "csharp",
+    ".rs": "rust", ".swift": "swift", ".php": "php",
+    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+    ".sh": "shell", ".bash": "shell", ".rb": "ruby", ".sql": "sql",
+}
+BRACE_LANGS = {"javascript", "typescript", "go", "java", "kotlin", "scala", "csharp", "rust", "swift", "php", "c", "cpp"}
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; the message is the reason shown in IngestReport.failed."""
+
+
+@dataclass
+class Section:
+    """A structural piece of a document: one heading's text, one PDF page, one function."""
+
+    text: str
+    heading: list[str] = field(default_factory=list)
+    start_line: int | None = None  # 1-based line of text[0] in the file, when the format has lines
+    page: int | None = None
+    kind: str = "prose"  # "prose" splits on sentences, "code" on lines
+
+
+@dataclass
+class LoadedDocument:
+    path: str
+    title: str
+    file_type: str
+    sections: list[Section]
+
+
+def file_type_of(path: Path) -> str | None:
+    """The loader name for a path, or None when we do not index that kind of file."""
+    ext = path.suffix.lower()
+    if ext in MARKDOWN:
+        return "markdown"
+    if ext in RST:
+        return "rst"
+    if ext in TEXT:
+        return "text"
+    if ext in HTML:
+        return "html"
+    if ext == ".pdf":
+        return "pdf"
+    if ext == ".docx":
+        return "docx"
+    if ext in CODE:
+        return CODE[ext]
+    return None
+
+
+def load_document(path: Path, data: bytes) -> LoadedDocument:
+    """Parse `data` (the bytes of `path`) with the loader its extension names."""
+    kind = file_type_of(path)
+    if kind is None:
+        raise LoadError(f"unsupported file type {path.suffix or '(no extension)'!r}")
+    if not data.strip():
+        raise LoadError("empty file")
+    if kind == "pdf":
+        doc = load_pdf(path, data)
+    elif kind == "docx":
+        doc = load_docx(path, data)
+    else:
+        text = decode_text(data)
+        if kind == "markdown":
+            doc = load_markdown(path, text)
+        elif kind == "rst":
+            doc = load_rst(path, text)
+        elif kind == "html":
+            doc = load_html(path, text)
+        elif kind == "text":
+            doc = LoadedDocument(str(path), path.stem, "text", [Section(text, [], 1)])
+        else:
+            doc = load_code(path, text, kind)
+    doc.sections = [s for s in doc.sections if s.text.strip()]
+    if not doc.sections:
+        raise LoadError("no text found in file")
+    return doc
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else the encoding charset-normalizer detects; binary is refused."""
+    if b"\x00" in data[:8192]:
+        raise LoadError("binary file (NUL bytes); not text")
+    try:
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError:
+        pass
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # pragma: no cover - charset-normalizer comes with requests
+        raise LoadError("not valid UTF-8 (install charset-normalizer to detect other encodings)") from None
+    best = from_bytes(data).best()
+    if best is None:
+        raise LoadError("binary or undecodable file; not text")
+    return str(best).replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+def load_markdown(path: Path, text: str) -> LoadedDocument:
+    """Sections between headings, found by markdown-it (so '#' inside code fences is not a heading)."""
+    from markdown_it import MarkdownIt
+
+    lines = text.split("\n")
+    tokens = MarkdownIt("commonmark").parse(text)
+    heads: list[tuple[int, int, int, str]] = []  # (level, first line, line after heading, text)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.map:
+            heads.append((int(tok.tag[1]), tok.map[0], tok.map[1], tokens[i + 1].content.strip()))
+    title = next((h[3] for h in heads if h[0] == 1), "") or path.stem
+    sections: list[Section] = []
+    first = heads[0][1] if heads else len(lines)
+    if first > 0:
+        sections.append(Section("\n".join(lines[:first]), [], 1))
+    stack: list[tuple[int, str]] = []
+    for n, (level, start, body, name) in enumerate(heads):
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, name))
+        end = heads[n + 1][1] if n + 1 < len(heads) else len(lines)
+        path_names = [h for lv, h in stack if not (lv == 1 and h == title)]
+        sections.append(Section("\n".join(lines[body:end]), path_names, body + 1))
+    return LoadedDocument(str(path), title, "markdown", sections)
+
+
+# --- reStructuredText ----------------------------------------------------------------------
+
+_ADORN = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
+
+
+def load_rst(path: Path, text: str) -> LoadedDocument:
+    """Sections from reST title adornments (underline, optional overline); levels in order seen."""
+    lines = text.split("\n")
+    heads: list[tuple[int, int, int, str]] = []  # (level, first line, body line, title)
+    styles: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(lines) - 1:
+        over = bool(_ADORN.match(lines[i])) and i + 2 < len(lines) and _ADORN.match(lines[i + 2] or "")
+        if over and lines[i + 1].strip() and lines[i][0] == lines[i + 2][0]:
+            style, name, first, body = (lines[i][0], True), lines[i + 1].strip(), i, i + 3
+        elif lines[i].strip() and not _ADORN.match(lines[i]) and _ADORN.match(lines[i + 1]) \
+                and len(lines[i + 1].rstrip()) >= len(lines[i].rstrip()) and not lines[i].startswith(" "):
+            style, name, first, body = (lines[i + 1][0], False), lines[i].strip(), i, i + 2
+        else:
+            i += 1
+            continue
+        if style not in styles:
+            styles.append(style)
+        heads.append((styles.index(style) + 1, first, body, name))
+        i = body
+    title = heads[0][3] if heads else path.stem
+    sections: list[Section] = []
+    first = heads[0][1] if heads else len(lines)
+    if first > 0:
+        sections.append(Section("\n".join(lines[:first]), [], 1))
+    stack: list[tuple[int, str]] = []
+    for n, (level, start, body, name) in enumerate(heads):
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, name))
+        end = heads[n + 1][1] if n + 1 < len(heads) else len(lines)
+        names = [h for lv, h in stack if not (lv == 1 and h == title)]
+        sections.append(Section("\n".join(lines[body:end]), names, body + 1))
+    return LoadedDocument(str(path), title, "rst", sections)
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+_BLOCK_TAGS = ["p", "div", "li", "ul", "ol", "tr", "table", "pre", "blockquote", "section", "article",
+               "dd", "dt", "dl", "figcaption", "caption", "br", "hr", "main", "header", "footer", "form"]
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+
+
+def load_html(path: Path, text: str) -> LoadedDocument:
+    """Sections under h1-h6 headings; scripts, styles and navigation are dropped."""
+    from bs4 import BeautifulSoup, NavigableString
+
+    soup = BeautifulSoup(text, "lxml")
+    for tag in soup(["script", "style", "noscript", "template", "nav", "svg", "iframe"]):
+        tag.decompose()
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    h1 = soup.find("h1")
+    if not title:
+        title = h1.get_text(" ", strip=True) if h1 else path.stem
+    for tag in soup.find_all(_HEADINGS):
+        name = " ".join(tag.get_text(" ", strip=True).split())
+        tag.replace_with(NavigableString(f"\n\x01{tag.name[1]}\x02{name}\n"))
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(NavigableString("\n"))
+        tag.insert_after(NavigableString("\n"))
+    for tag in soup.find_all(["td", "th"]):
+        tag.insert_after(NavigableString(" | "))
+    root = soup.body or soup
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(current).strip()
+        if body:
+            names = [h for lv, h in stack if not (lv == 1 and h == title)]
+            sections.append(Section(body, names))
+        current.clear()
+
+    for raw in root.get_text().split("\n"):
+        line = " ".join(raw.split())
+        if line.startswith("\x01"):
+            flush()
+            level, name = int(line[1]), line[3:].strip()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, name))
+        elif line and line != "|":
+            current.append(line)
+        elif current and current[-1] != "":
+            current.append("")  # keep paragraph breaks for the sentence splitter
+    flush()
+    return LoadedDocument(str(path), title or path.stem, "html", sections)
+
+
+# --- PDF -----------------------------------------------------------------------------------
+
+def load_pdf(path: Path, data: bytes) -> LoadedDocument:
+    """One section per page, with its 1-based page number. Encrypted PDFs are refused."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")  # many "encrypted" PDFs only restrict printing/copying
+            except Exception:
+                ok = 0
+            if not ok:
+                raise LoadError("encrypted PDF (password required)")
+        meta_title = ""
+        try:
+            meta = reader.metadata
+            meta_title = (meta.title or "").strip() if meta else ""
+        except Exception:
+            pass
+        sections = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = page.extract_text() or ""
+            if text.strip():
+                sections.append(Section(text, [], None, page=number))
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise LoadError(f"unreadable PDF: {exc}") from exc
+    except Exception as exc:  # pypdf raises assorted errors on broken files
+        raise LoadError(f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
+    if not sections:
+        raise LoadError("PDF has no extractable text (scanned images need OCR, which is not supported)")
+    return LoadedDocument(str(path), meta_title or path.stem, "pdf", sections)
+
+
+# --- DOCX ----------------------------------------------------------------------------------
+
+def load_docx(path: Path, data: bytes) -> LoadedDocument:
+    """Sections under Word's Heading styles; tables become ' | '-separated rows, in body order."""
+    import io
+    import zipfile
+
+    try:
+        import docx
+        from docx.table import Table
+    except ImportError:  # pragma: no cover
+        raise LoadError("DOCX support needs python-docx: pip install python-docx") from None
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise LoadError(f"unreadable DOCX: {exc}") from exc
+    title = (document.core_properties.title or "").strip()
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        body = "\n\n".join(current).strip()
+        if body:
+            sections.append(Section(body, [h for _, h in stack]))
+        current.clear()
+
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = [c.text.strip() for c in row.cells]
+                current.append(" | ".join(c for c in cells if c))
+            continue
+        text = block.text.strip()
+        style = (block.style.name if block.style is not None else "") or ""
+        level = _heading_level(style)
+        if style == "Title" and text:
+            title = title or text
+            continue
+        if level and text:
+            flush()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, text))
+        elif text:
+            current.append(text)
+    flush()
+    if not title:
+        title = stack[0][1] if stack else path.stem
+    return LoadedDocument(str(path), title or path.stem, "docx", sections)
+
+
+def _heading_level(style: str) -> int:
+    m = re.match(r"Heading (\d)", style)
+    return int(m.group(1)) if m else 0
+
+
+# --- Source code ---------------------------------------------------------------------------
+
+def load_code(path: Path, text: str, language: str) -> LoadedDocument:
+    """Sections per top-level function/class (Python via ast, brace languages via block scan)."""
+    sections: list[Section] | None = None
+    if language == "python":
+        sections = python_sections(text)
+    elif language in BRACE_LANGS:
+        sections = brace_sections(text)
+    if not sections:
+        sections = [Section(text, [], 1, kind="code")]
+    return LoadedDocument(str(path), path.name, language, sections)
+
+
+def python_sections(text: str, max_lines: int = 60) -> list[Section] | None:
+    """Module code, functions and classes as sections; long classes are split into methods."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    lines = text.split("\n")
+    sections: list[Section] = []
+
+    def span(node: ast.AST) -> tuple[int, int]:
+        decos = getattr(node, "decorator_list", [])
+        start = min([node.lineno] + [d.lineno for d in decos])
+        return start, node.end_lineno or node.lineno
+
+    def emit(start: int, end: int, heading: list[str]) -> None:
+        if start <= end:
+            sections.append(Section("\n".join(lines[start - 1:end]), heading, start, kind="code"))
+
+    def walk(body: list[ast.stmt], first: int, last: int, prefix: list[str]) -> None:
+        cursor = first
+        for node in body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            start, end = span(node)
+            emit(cursor, start - 1, prefix)  # module/class code between definitions
+            label = ("class " if isinstance(node, ast.ClassDef) else "def ") + node.name
+            if isinstance(node, ast.ClassDef) and end - start + 1 > max_lines:
+                inner = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+                if inner:
+                    walk(node.body, start, end, prefix + [label])
+                else:
+                    emit(start, end, prefix + [label])
+            else:
+                emit(start, end, prefix + [label])
+            cursor = end + 1
+        emit(cursor, last, prefix)
+
+    walk(tree.body, 1, len(lines), [])
+    return sections

@@ -1,0 +1,165 @@
+"""Ranking: dense (FAISS), keyword (BM25), their fusion (reciprocal rank fusion) and optional reranking.
+
+RRF (Cormack et al., 2009) adds 1/(60 + rank) from each list. It needs no score calibration
+between cosine similarities and BM25 scores, which live on unrelated scales, and it rewards a
+passage that both retrievers rank well. A cross-encoder, when configured, re-scores the fused top.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from index.keyword import tokenize
+from index.store import State
+from index.types import Source
+
+RRF_K = 60
+SNIPPET_CHARS = 300
+EXACT_SUBSET_LIMIT = 50_000  # filtered dense search scans the allowed rows exactly up to this many
+
+CODE_TYPES = {"python", "javascript", "typescript", "go", "java", "kotlin", "scala", "csharp", "rust", "swift",
+              "php", "c", "cpp", "shell", "ruby", "sql"}
+
+
+def filter_mask(state: State, path_prefix: str | None, file_types: Sequence[str] | None) -> np.ndarray | None:
+    """Boolean mask over chunks allowed by the filters, or None when there is no filter."""
+    if not path_prefix and not file_types:
+        return None
+    allowed_docs = np.ones(len(state.doc_paths), dtype=bool)
+    if path_prefix:
+        prefixes = _prefixes(path_prefix)
+        allowed_docs &= np.array([any(_matches_prefix(p, x) for x in prefixes) for p in state.doc_paths], dtype=bool)
+    if file_types:
+        wanted = {t.lower().lstrip(".") for t in file_types}
+        allowed_docs &= np.array([_type_matches(p, state.documents[p].file_type, wanted) for p in state.doc_paths],
+                                 dtype=bool)
+    return allowed_docs[state.doc_of_chunk] if len(state.doc_of_chunk) else np.zeros(0, dtype=bool)
+
+
+def _prefixes(prefix: str) -> list[str]:
+    raw = os.path.expanduser(prefix)
+    if os.path.isabs(raw):
+        return list({raw, str(Path(raw).resolve())})
+    return [str(Path(raw).resolve()), "/" + raw.lstrip("./")]
+
+
+def _matches_prefix(path: str, prefix: str) -> bool:
+    if prefix.startswith("/") and path.startswith(prefix):
+        return True
+    return ("/" + prefix.strip("/") + "/") in path or path.endswith("/" + prefix.strip("/"))
+
+
+def _type_matches(path: str, file_type: str, wanted: set[str]) -> bool:
+    ext = Path(path).suffix.lower().lstrip(".")
+    return file_type in wanted or ext in wanted or ("code" in wanted and file_type in CODE_TYPES)
+
+
+def dense_candidates(state: State, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
+    if state.vector_index is None or not len(state.chunks):
+        return []
+    if mask is not None:
+        rows = np.flatnonzero(mask)
+        if len(rows) <= EXACT_SUBSET_LIMIT or state.vector_index.kind == "flat":
+            return _top(rows, np.asarray(state.vectors[rows]) @ qvec, n)
+        scores, ids = state.vector_index.search(qvec, n * 10)
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and mask[i]]
+        if len(hits) >= n:
+            return hits[:n]
+        return _top(rows, np.asarray(state.vectors[rows]) @ qvec, n)
+    scores, ids = state.vector_index.search(qvec, n)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def _top(rows: np.ndarray, sims: np.ndarray, n: int) -> list[tuple[int, float]]:
+    if len(rows) > n:
+        part = np.argpartition(-sims, n - 1)[:n]
+    else:
+        part = np.arange(len(rows))
+    order = part[np.argsort(-sims[part], kind="stable")]
+    return [(int(rows[i]), float(sims[i])) for i in order]
+
+
+def rrf(lists: list[list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float]]:
+    fused: dict[int, float] = {}
+    for ranked in lists:
+        for rank, (row, _) in enumerate(ranked, start=1):
+            fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+
+
+def rank(state: State, query: str, qvec: np.ndarray, k: int, mode: str, mask: np.ndarray | None,
+         reranker: Callable[[str, list[str]], list[float]] | None = None) -> list[tuple[int, float]]:
+    """(row, score) best first, at most k."""
+    depth = max(50, 4 * k) if mode == "hybrid" or reranker else k
+    if mode == "dense":
+        ranked = dense_candidates(state, qvec, depth, mask)
+    elif mode == "keyword":
+        ranked = state.keyword.search(query, depth, mask)
+    else:
+        ranked = rrf([dense_candidates(state, qvec, depth, mask), state.keyword.search(query, depth, mask)])
+    if reranker is not None and ranked:
+        top = ranked[:max(20, 2 * k)]
+        texts = [_passage_for_rerank(state, row) for row, _ in top]
+        scores = reranker(query, texts)
+        ranked = sorted(zip([r for r, _ in top], scores), key=lambda x: -x[1])
+    return ranked[:k]
+
+
+def _passage_for_rerank(state: State, row: int) -> str:
+    c = state.chunks[row]
+    heading = c.get("heading") or ""
+    return f"{heading}\n{c['text']}" if heading else c["text"]
+
+
+def locator(chunk: dict, file_type: str) -> str:
+    lines = ""
+    if chunk.get("start_line"):
+        a, b = chunk["start_line"], chunk.get("end_line") or chunk["start_line"]
+        lines = f"line {a}" if a == b else f"lines {a}-{b}"
+    heading = chunk.get("heading") or ""
+    if file_type in CODE_TYPES:
+        return f"{heading}, {lines}" if heading and lines else (heading or lines)
+    if heading:
+        return heading
+    if chunk.get("page"):
+        return f"page {chunk['page']}"
+    return lines
+
+
+def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
+    """A short excerpt, starting at the sentence that shares most words with the query."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    start = 0
+    words = set(tokenize(query)) if query else set()
+    if words:
+        best = 0
+        for m in re.finditer(r"[^.!?。！？；]+[.!?。！？；]?", flat):
+            overlap = len(words & set(tokenize(m.group(0))))
+            if overlap > best:
+                best, start = overlap, m.start()
+    if len(flat) - start < limit:
+        start = max(0, len(flat) - limit)
+        while start > 0 and not flat[start - 1].isspace():
+            start -= 1  # begin on a word
+    piece = flat[start:start + limit]
+    if start + limit < len(flat):
+        cut = piece.rfind(" ")
+        piece = (piece[:cut] if cut > limit // 2 else piece).rstrip() + "…"
+    return ("…" if start > 0 else "") + piece.lstrip()
+
+
+def to_source(state: State, row: int, score: float, qvec: np.ndarray | None, query: str, rank: int) -> Source:
+    c = state.chunks[row]
+    doc = state.documents[c["path"]]
+    dense = float(np.asarray(state.vectors[row]) @ qvec) if qvec is not None else None
+    return Source(
+        path=c["path"], title=doc.title, locator=locator(c, doc.file_type), snippet=make_snippet(c["text"], query),
+        score=float(score), text=c["text"], chunk_id=c["id"], heading=c.get("heading") or "", page=c.get("page"),
+        start_line=c.get("start_line"), end_line=c.get("end_line"), rank=rank, dense_score=dense,
+    )

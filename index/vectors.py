@@ -1,0 +1,133 @@
+"""The FAISS vector index: exact inner product when small, IVF or HNSW past a threshold, GPU when present.
+
+Vectors are unit-normalised, so inner product is cosine similarity. FAISS ids are row numbers in
+the chunk table: appending keeps them aligned, and removing chunks rebuilds from the stored
+vectors (no re-embedding). IVF is the default approximate index because it also runs on a GPU
+(`index_cpu_to_gpu`), supports removal, and trains in seconds; HNSW is available on request and
+stays on the CPU (FAISS has no GPU HNSW).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APPROX_THRESHOLD = 50_000  # below this, exact search costs < ~10 ms per query on a CPU core
+KINDS = ("auto", "flat", "ivf", "hnsw")
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover
+        raise ImportError("Vector search needs FAISS: pip install faiss-cpu (or faiss-gpu-cu12)") from None
+    return faiss
+
+
+def gpu_count() -> int:
+    faiss = _faiss()
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get else 0
+
+
+def ivf_params(n: int) -> dict[str, int]:
+    """nlist ~ 4*sqrt(n) (FAISS guideline), at least 39 training points per list; nprobe ~ nlist/16."""
+    nlist = int(min(max(16, 4 * math.sqrt(n)), max(1, n // 39)))
+    return {"nlist": nlist, "nprobe": max(8, min(nlist, nlist // 16 + 8))}
+
+
+@dataclass
+class VectorIndex:
+    kind: str
+    dimension: int
+    params: dict[str, Any] = field(default_factory=dict)
+    cpu: Any = None
+    use_gpu: bool = False
+    _gpu: Any = None
+    _gpu_res: Any = None
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, dimension: int, *, kind: str = "auto",
+              threshold: int = DEFAULT_APPROX_THRESHOLD, use_gpu: bool = False) -> "VectorIndex":
+        faiss = _faiss()
+        n = len(vectors)
+        if kind not in KINDS:
+            raise ValueError(f"unknown index kind {kind!r}; choose one of {KINDS}")
+        if kind == "auto":
+            kind = "ivf" if n >= threshold else "flat"
+        if kind == "ivf" and n < 156:  # too few points to train even a small IVF
+            kind = "flat"
+        params: dict[str, Any] = {"threshold": threshold}
+        if kind == "flat":
+            index = faiss.IndexFlatIP(dimension)
+        elif kind == "ivf":
+            params.update(ivf_params(n))
+            quantizer = faiss.IndexFlatIP(dimension)
+            index = faiss.IndexIVFFlat(quantizer, dimension, params["nlist"], faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = vectors if n <= params["nlist"] * 256 else vectors[np.sort(rng.choice(n, params["nlist"] * 256, replace=False))]
+            index.train(np.ascontiguousarray(sample, dtype=np.float32))
+            index.nprobe = params["nprobe"]
+        else:
+            params.update({"M": 32, "efConstruction": 80, "efSearch": 96})
+            index = faiss.IndexHNSWFlat(dimension, params["M"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = params["efConstruction"]
+            index.hnsw.efSearch = params["efSearch"]
+        out = cls(kind, dimension, params, index, use_gpu)
+        out.add(vectors)
+        return out
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self.cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._gpu = None  # re-copied on the next search
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.cpu.ntotal)
+
+    def _searcher(self):
+        if not self.use_gpu or self.kind == "hnsw":
+            return self.cpu
+        if self._gpu is None:
+            faiss = _faiss()
+            if gpu_count() == 0:
+                self.use_gpu = False
+                return self.cpu
+            self._gpu_res = self._gpu_res or faiss.StandardGpuResources()
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_res, 0, self.cpu)
+            if self.kind == "ivf":
+                self._gpu.nprobe = self.params["nprobe"]
+        return self._gpu
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.use_gpu and self.kind != "hnsw" and gpu_count() > 0
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (m, k); ids of -1 mean "fewer than k results"."""
+        k = max(1, min(k, self.ntotal))
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if self.kind == "hnsw":
+            self.cpu.hnsw.efSearch = max(self.params.get("efSearch", 96), k)
+        return self._searcher().search(q, k)
+
+    def save(self, path: Path) -> None:
+        _faiss().write_index(self.cpu, str(path))
+
+    @classmethod
+    def load(cls, path: Path, kind: str, dimension: int, params: dict[str, Any], use_gpu: bool) -> "VectorIndex":
+        faiss = _faiss()
+        index = faiss.read_index(str(path))
+        if kind == "ivf":
+            index.nprobe = params.get("nprobe", 16)
+        return cls(kind, dimension, params, index, use_gpu)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": self.params, "ntotal": self.ntotal, "gpu": self.on_gpu}
