@@ -220,12 +220,15 @@ def load_base(config: TrainConfig, rt: Runtime):
 
 
 def export_log_records(workspace: Path) -> list[dict[str, Any]]:
-    """The workspace conversation log's rated messages, via `assistant.log` (written by the log owner)."""
+    """The workspace conversation log's rated answers and corrections, via `assistant.log`."""
     try:
+        from assistant.config import Config
         from assistant.log import ConversationLog, log_url
     except ImportError as exc:
         raise TrainingError("--from-log needs the conversation log (assistant.log), which is not available: " + str(exc)) from exc
-    return list(ConversationLog.open(log_url(workspace)).export(rated_only=True))
+    workspace = Path(workspace)
+    with ConversationLog.open(log_url(Config.load(workspace), workspace)) as clog:
+        return list(clog.export(rated_only=True))
 
 
 def step_indices(n_examples: int, step: int, global_batch: int, seed: int) -> list[int]:

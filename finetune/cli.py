@@ -1,0 +1,185 @@
+"""`assistant finetune ...` and `assistant models ...`: argparse sub-commands for the lead's CLI.
+
+`add_parsers(subparsers)` registers both; each handler is stored as `func` (`args.func(args)`
+returns an exit code) and reads `args.workspace`, a resolved Path set by the main CLI.
+Heavy imports happen inside the handlers so `assistant --help` stays instant.
+`python -m finetune.cli` runs the same commands standalone (handy under torchrun).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parsers(subparsers) -> None:
+    add_finetune_parser(subparsers)
+    add_models_parser(subparsers)
+
+
+def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "finetune",
+        help="fine-tune the generator on documents, Q&A files or the conversation log",
+        description="Fine-tune a causal LM (LoRA or full) and register it in WORKSPACE/models. "
+        "Multi-GPU: torchrun --nproc_per_node=N -m finetune.cli finetune ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d = p.add_argument_group("data (at least one)")
+    d.add_argument("--docs", type=Path, action="append", default=[], metavar="PATH",
+                   help="text file or folder (.md/.txt/.rst...) for continued pre-training, packed into --max-length blocks; repeatable")
+    d.add_argument("--qa", type=Path, action="append", default=[], metavar="FILE.jsonl",
+                   help='Q&A / chat JSONL ({"question","answer"} or {"messages":[...]}) for supervised tuning, loss on answers only; repeatable')
+    d.add_argument("--logs", type=Path, action="append", default=[], metavar="FILE.jsonl",
+                   help="conversation log export: keeps thumbs-up answers and corrections; repeatable")
+    d.add_argument("--from-log", action="store_true", help="export this workspace's conversation log and train on it")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share held out (by content hash) for evaluation; more = steadier metrics, less to learn from")
+    m = p.add_argument_group("model")
+    m.add_argument("--method", choices=["lora", "full"], default="lora",
+                   help="lora trains ~1%% of the weights (small memory, fast, hard to break the model); full trains all (more capacity, ~4x memory)")
+    m.add_argument("--base", default="smollm2", help="base model: bundled 'smollm2', a registry name, a HF id or a local folder")
+    m.add_argument("--lora-rank", type=int, default=16, help="adapter rank: higher = more capacity and memory")
+    m.add_argument("--lora-alpha", type=int, default=None, help="adapter scale (default 2 x rank)")
+    m.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the adapter input: regularises small data sets")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=float, default=3.0, help="passes over the training set; more fits better until it memorises")
+    o.add_argument("--max-steps", type=int, default=None, help="exact optimizer steps (overrides --epochs)")
+    o.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 LoRA, 2e-5 full); too high diverges")
+    o.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps before cosine decay: steadier start")
+    o.add_argument("--batch-size", type=int, default=4, help="sequences per device per micro-batch: the main memory knob")
+    o.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step: bigger effective batch, no extra memory")
+    o.add_argument("--max-length", type=int, default=512, help="tokens per sequence: longer keeps more context, costs memory and time")
+    o.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward: ~30%% slower, much less memory")
+    o.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto = bf16 on GPU, fp32 on CPU")
+    o.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    o.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp",
+                   help="under torchrun: ddp replicates the model (fast), fsdp shards it (for models too big for one GPU)")
+    o.add_argument("--seed", type=int, default=0, help="data order and initialisation")
+    r = p.add_argument_group("output")
+    r.add_argument("--name", default=None, help="registry name (default <method>-<UTC time>)")
+    r.add_argument("--output", type=Path, default=None, help="run folder (default WORKSPACE/models/NAME)")
+    r.add_argument("--use", action="store_true", help="serve the new model right away (rollback with `assistant models rollback`)")
+    r.add_argument("--no-register", action="store_true", help="save the run without adding it to the registry")
+    r.add_argument("--overwrite", action="store_true", help="replace a registered model of the same name")
+    r.add_argument("--eval-every", type=int, default=0, help="validation loss every N steps (0 = before and after only)")
+    r.add_argument("--eval-qa-examples", type=int, default=32, help="held-out Q&A answered for exact match / F1 (0 = skip; each costs a generation)")
+    r.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps, for --resume after a crash (0 = never)")
+    r.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint (same --name and data)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.set_defaults(func=run_finetune)
+    return p
+
+
+def add_models_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("models", help="list, switch or roll back fine-tuned models",
+                              description="The workspace's model registry (WORKSPACE/models/registry.json).")
+    sub = p.add_subparsers(dest="models_command", metavar="{list,use,rollback,show}")
+    sub.add_parser("list", help="registered models; * marks the one served").add_argument("--json", action="store_true")
+    use = sub.add_parser("use", help="serve NAME from now on ('base' = the untuned model)")
+    use.add_argument("model_name", metavar="NAME")
+    sub.add_parser("rollback", help="swap back to the previously served model (instant)")
+    show = sub.add_parser("show", help="one model's entry and card")
+    show.add_argument("model_name", metavar="NAME")
+    p.set_defaults(func=run_models)
+    return p
+
+
+def _config_from_args(args):
+    from finetune.train import TrainConfig
+
+    return TrainConfig(
+        base=args.base, method=args.method, docs=args.docs, qa=args.qa, logs=args.logs, from_log=args.from_log,
+        val_fraction=args.val_fraction, max_length=args.max_length, epochs=args.epochs, max_steps=args.max_steps,
+        lr=args.lr, warmup_steps=args.warmup_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        grad_checkpointing=args.grad_checkpointing, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout, device=args.device, precision=args.precision, strategy=args.strategy,
+        seed=args.seed, workspace=Path(args.workspace), name=args.name, output=args.output,
+        register=not args.no_register, use=args.use, overwrite=args.overwrite, eval_every=args.eval_every,
+        eval_qa_examples=args.eval_qa_examples, save_every=args.save_every, resume=args.resume,
+        progress=not args.no_progress,
+    )
+
+
+def run_finetune(args) -> int:
+    from finetune.data import DataError
+    from finetune.registry import RegistryError
+    from finetune.train import OutOfMemory, TrainingError, train
+
+    try:
+        result = train(_config_from_args(args))
+    except OutOfMemory as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (DataError, TrainingError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.model_path is None:  # non-main rank, or stopped early
+        return 0
+    m = result.metrics
+    print(f"model {result.name!r} saved to {result.model_path}")
+    for phase in ("base", "tuned"):
+        if phase in m:
+            shown = {k: round(v, 4) for k, v in m[phase].items() if isinstance(v, float)}
+            print(f"  {phase:5s}: {shown}")
+    print(f"  {m.get('steps')} steps, {m.get('tokens_per_s')} tokens/s on {m.get('device')}")
+    if not args.no_register and not args.use:
+        print(f"serve it with: assistant models use {result.name}")
+    return 0
+
+
+def run_models(args) -> int:
+    from finetune.registry import Registry, RegistryError
+
+    reg = Registry(args.workspace)
+    cmd = args.models_command or "list"
+    try:
+        if cmd == "list":
+            return _list(reg, getattr(args, "json", False))
+        if cmd == "use":
+            reg.use(args.model_name)
+            print(f"now serving: {reg.current or 'base (no fine-tuned model)'}")
+        elif cmd == "rollback":
+            now = reg.rollback()
+            print(f"rolled back; now serving: {now or 'base (no fine-tuned model)'}")
+        elif cmd == "show":
+            entry = reg.get(args.model_name)
+            print(json.dumps({args.model_name: entry}, indent=2))
+            card = reg.model_dir(args.model_name).parent / "README.md"
+            if card.exists():
+                print("\n" + card.read_text(encoding="utf-8"))
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _list(reg, as_json: bool) -> int:
+    data = reg.load()
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return 0
+    current = data["current"]
+    print(f"{'*' if current is None else ' '} base  (no fine-tuning)")
+    for name, e in sorted(data["models"].items(), key=lambda kv: kv[1].get("created_at", "")):
+        tuned = e.get("metrics", {}).get("tuned", {})
+        score = ", ".join(f"{k}={tuned[k]:.3g}" for k in ("perplexity", "token_f1") if isinstance(tuned.get(k), float))
+        print(f"{'*' if name == current else ' '} {name}  {e.get('method')} on {e.get('base')}  {e.get('created_at', '')}  {score}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry: `python -m finetune.cli [--workspace DIR] finetune|models ...`."""
+    from assistant.workspace import resolve_workspace
+
+    parser = argparse.ArgumentParser(prog="finetune")
+    parser.add_argument("--workspace", default=None, help="workspace folder (default $ASSISTANT_WORKSPACE or ./workspace)")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.workspace = resolve_workspace(args.workspace)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
