@@ -15,6 +15,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 64
+# Loaded models shared by every index in the process (the UI, the CLI and tests open several).
+_MODELS: dict[tuple[str, str], object] = {}
+_MODELS_LOCK = threading.Lock()
 
 
 def pick_device(device: str = "auto") -> str:
@@ -54,9 +57,16 @@ class Embedder:
         return self._model
 
     def _load(self):
+        device = pick_device(self.requested_device)
+        with _MODELS_LOCK:
+            key = (self.model_path, device)
+            if key not in _MODELS:
+                _MODELS[key] = self._load_on(device)
+            return _MODELS[key]
+
+    def _load_on(self, device: str):
         from sentence_transformers import SentenceTransformer
 
-        device = pick_device(self.requested_device)
         try:
             model = SentenceTransformer(self.model_path, device=device)
         except OSError as exc:
