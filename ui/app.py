@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from assistant.tasks.base import Result, Status, TextDelta
 from ui import render
@@ -33,6 +34,14 @@ details.source summary {cursor: pointer;}
 .src-passage {white-space: pre-wrap; background: var(--background-fill-secondary); padding: .5em; border-radius: 6px;
   max-height: 22em; overflow: auto;}
 @media (max-width: 640px) { .gradio-container {padding: 4px !important;} #chatbot {height: 60vh !important;} }
+"""
+
+# Phones: start with the conversation sidebar folded so the chat is what one sees first.
+JS = """
+() => { if (window.innerWidth < 700) { setTimeout(() => {
+  const t = document.querySelector('.sidebar .toggle-button, button.toggle-button');
+  const sb = document.querySelector('.sidebar');
+  if (t && sb && sb.classList.contains('open')) t.click(); }, 300); } }
 """
 
 
@@ -164,6 +173,8 @@ class ChatHandlers:
         rejected: list[tuple[str, str]] = []
         for f in files or []:
             src, name = _file_path_and_name(f)
+            if not inside(src, get_upload_folder()):  # Gradio checks this too; never read server files
+                raise PermissionError(f"{name}: not an uploaded file")
             try:
                 paths.append(save_upload(src, name, self.uploads))
             except UploadRejected as exc:

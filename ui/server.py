@@ -66,7 +66,7 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
     from fastapi import FastAPI
 
     from ui.api import api_router
-    from ui.app import CHAT_CONCURRENCY, CSS, build_app
+    from ui.app import CHAT_CONCURRENCY, CSS, JS, build_app
 
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
@@ -74,12 +74,17 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
     demo = build_app(bot, uploads=uploads, allow_folder_ingest=allow_folder_ingest,
                      chat_concurrency=chat_concurrency or CHAT_CONCURRENCY)
     auth = (lambda u, p: check_login(access.logins, u, p)) if access.auth_on else None
-    return gr.mount_gradio_app(
+    app = gr.mount_gradio_app(
         app, demo, path="/", auth=auth, auth_message="Sign in to the Domain Assistant",
         allowed_paths=[], blocked_paths=[str(Path(bot.workspace).resolve())],
-        max_file_size=uploads.max_bytes, css=CSS, footer_links=["api"], ssr_mode=False,
+        max_file_size=uploads.max_bytes, css=CSS, js=JS, footer_links=["api"], ssr_mode=False,
         show_error=True, mcp_server=False,
     )
+    # Gradio only checks that a file input was really uploaded (and is not, say, /etc/shadow named
+    # in a hand-written API call) once `has_launched` is set, which only Blocks.launch() does.
+    # Mounted apps must set it themselves; tests/test_ui_server.py guards this.
+    demo.has_launched = True
+    return app
 
 
 def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
