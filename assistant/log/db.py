@@ -7,12 +7,13 @@ transactions both read, then both try to upgrade to writing. PostgreSQL needs no
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 BUSY_TIMEOUT_MS = 30_000
@@ -83,12 +84,22 @@ class Database:
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name  # "sqlite" | "postgresql"
         self._writer = self.engine.execution_options(sqlite_immediate=True)
+        # SQLite has one writer at a time, and a blocked writer polls with sleeps of up to
+        # 100 ms (busy_timeout). Threads of this process queue on a lock instead, so they hand
+        # the write lock over at once; other processes still wait through busy_timeout.
+        self._write_lock: Any = threading.Lock() if self.dialect == "sqlite" else nullcontext()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session:
+        with self._write_lock, Session(self._writer, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction (the hot path: no ORM bookkeeping)."""
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

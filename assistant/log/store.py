@@ -11,7 +11,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy import delete, func, insert, or_, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,6 +30,7 @@ from assistant.log.records import (
 from assistant.log.redact import redact as scrub, redact_value
 
 TITLE_CHARS = 120
+_C, _M, _S = ConversationRow.__table__, MessageRow.__table__, SourceRow.__table__
 
 
 class ConversationLog:
@@ -64,11 +66,15 @@ class ConversationLog:
 
     # -- writing -------------------------------------------------------------------------
 
+    # The four calls on every answer's path use SQLAlchemy Core on the typed tables: no
+    # unit-of-work bookkeeping, a handful of statements per short transaction.
+
     def start_conversation(self, *, user: str | None = None, title: str = "") -> str:
-        cid = new_id()
-        with self.db.write() as s:
-            opted_out = bool(user) and s.get(OptOutRow, user) is not None
-            s.add(ConversationRow(id=cid, user=user or None, title=self._clean(title) or "", opted_out=opted_out))
+        cid, now = new_id(), utcnow()
+        with self.db.transaction() as conn:
+            opted_out = bool(user) and _opted_out(conn, user)
+            conn.execute(insert(_C).values(id=cid, user=user or None, title=self._clean(title) or "",
+                                           created_at=now, updated_at=now, opted_out=opted_out))
         return cid
 
     def conversation_exists(self, conversation_id: str) -> bool:
@@ -77,35 +83,40 @@ class ConversationLog:
 
     def record_question(self, conversation_id: str, content: str, *, task: str, user: str | None = None) -> str:
         """Store the user's message; the conversation's title becomes its first question."""
-        mid = new_id()
+        mid, now = new_id(), utcnow()
         content = self._clean(content) or ""
-        with self.db.write() as s:
-            conv = _conversation(s, conversation_id)
-            last = s.exec(
-                select(MessageRow.id).where(MessageRow.conversation_id == conversation_id)
-                .order_by(col(MessageRow.id).desc()).limit(1)
-            ).first()
-            s.add(MessageRow(id=mid, conversation_id=conversation_id, role="user", content=content,
-                             task=task, parent_id=last, status="complete"))
-            conv.updated_at = utcnow()
+        with self.db.transaction() as conn:
+            conv = conn.execute(select(_C.c.title, _C.c.user).where(_C.c.id == conversation_id)).first()
+            if conv is None:
+                raise KeyError(f"no conversation {conversation_id!r} in the log")
+            last = conn.execute(select(_M.c.id).where(_M.c.conversation_id == conversation_id)
+                                .order_by(_M.c.id.desc()).limit(1)).scalar()
+            conn.execute(insert(_M).values(
+                id=mid, conversation_id=conversation_id, role="user", content=content, task=task,
+                model=None, options="{}", tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
+                parent_id=last, status="complete", declined=False, created_at=now))
+            changes: dict[str, Any] = {"updated_at": now}
             if not conv.title:
-                conv.title = " ".join(content.split())[:TITLE_CHARS]
+                changes["title"] = " ".join(content.split())[:TITLE_CHARS]
             if user and not conv.user:
-                conv.user = user
-                conv.opted_out = conv.opted_out or s.get(OptOutRow, user) is not None
+                changes["user"] = user
+                if _opted_out(conn, user):
+                    changes["opted_out"] = True
+            conn.execute(update(_C).where(_C.c.id == conversation_id).values(**changes))
         return mid
 
     def begin_answer(self, conversation_id: str, question_id: str, *, task: str, model: str, options: dict) -> str:
         """Write the answer row, empty and `incomplete`, before generation starts."""
         mid = new_id()
         opts = json.dumps(redact_value(options) if self.redact else options, default=str, sort_keys=True)
-        with self.db.write() as s:
-            question = s.get(MessageRow, question_id)
-            if question is None or question.conversation_id != conversation_id:
+        with self.db.transaction() as conn:
+            owner = conn.execute(select(_M.c.conversation_id).where(_M.c.id == question_id)).scalar()
+            if owner != conversation_id:
                 raise KeyError(f"no question {question_id!r} in conversation {conversation_id!r}")
-            s.add(MessageRow(id=mid, conversation_id=conversation_id, role="assistant", content="",
-                             task=task, model=model, options=opts, parent_id=question_id,
-                             status="incomplete"))
+            conn.execute(insert(_M).values(
+                id=mid, conversation_id=conversation_id, role="assistant", content="", task=task,
+                model=model, options=opts, tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
+                parent_id=question_id, status="incomplete", declined=False, created_at=utcnow()))
         return mid
 
     def finish_answer(
@@ -118,24 +129,25 @@ class ConversationLog:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
         if supported is not None and len(supported) != len(sources):
             raise ValueError(f"supported has {len(supported)} flags for {len(sources)} sources")
-        with self.db.write() as s:
-            msg = s.get(MessageRow, message_id)
-            if msg is None or msg.role != "assistant":
+        rows = [dict(id=new_id(), message_id=message_id, rank=i, path=src.path, title=src.title or "",
+                     locator=src.locator or "", score=float(src.score or 0.0),
+                     supported=None if supported is None else bool(supported[i - 1]),
+                     snippet=self._clean(src.snippet) or "")
+                for i, src in enumerate(sources, start=1)]
+        with self.db.transaction() as conn:
+            conversation_id = conn.execute(
+                update(_M).where(_M.c.id == message_id, _M.c.role == "assistant")
+                .values(content=self._clean(content) or "", tokens_in=int(tokens_in), tokens_out=int(tokens_out),
+                        ttft_ms=float(ttft_ms), duration_ms=float(duration_ms), declined=bool(declined),
+                        status=status)
+                .returning(_M.c.conversation_id)
+            ).scalar()
+            if conversation_id is None:
                 raise KeyError(f"no answer {message_id!r} in the log (call begin_answer first)")
-            msg.content = self._clean(content) or ""
-            msg.tokens_in, msg.tokens_out = int(tokens_in), int(tokens_out)
-            msg.ttft_ms, msg.duration_ms = float(ttft_ms), float(duration_ms)
-            msg.declined, msg.status = bool(declined), status
-            s.exec(delete(SourceRow).where(col(SourceRow.message_id) == message_id))  # finish twice = replace
-            s.add_all(
-                SourceRow(id=new_id(), message_id=message_id, rank=i, path=src.path, title=src.title or "",
-                          locator=src.locator or "", score=float(src.score or 0.0),
-                          supported=None if supported is None else bool(supported[i - 1]),
-                          snippet=self._clean(src.snippet) or "")
-                for i, src in enumerate(sources, start=1)
-            )
-            s.exec(update(ConversationRow).where(col(ConversationRow.id) == msg.conversation_id)
-                   .values(updated_at=utcnow()))
+            conn.execute(delete(_S).where(_S.c.message_id == message_id))  # finishing twice replaces
+            if rows:
+                conn.execute(insert(_S), rows)
+            conn.execute(update(_C).where(_C.c.id == conversation_id).values(updated_at=utcnow()))
 
     def add_feedback(self, message_id: str, *, rating: int, comment: str | None = None,
                      correction: str | None = None, user: str | None = None) -> str:
@@ -258,6 +270,10 @@ class ConversationLog:
         """Usage and quality figures (see `reports.stats`)."""
         with self.db.read() as s:
             return reports.stats(s)
+
+
+def _opted_out(conn: Connection, user: str) -> bool:
+    return conn.execute(select(OptOutRow.user).where(OptOutRow.user == user)).first() is not None
 
 
 def _conversation(s: Session, conversation_id: str) -> ConversationRow:
