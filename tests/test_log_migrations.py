@@ -120,3 +120,13 @@ def test_concurrent_first_opens_migrate_once(url):
     with log.db.read() as s:
         assert applied(s.connection()) == [name for name, _ in MIGRATIONS]
     log.close()
+
+
+def test_a_newer_schema_is_reported(url):
+    ConversationLog.open(url).close()
+    db = Database(url)
+    with db.write() as s:
+        s.connection().execute(text("INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', CURRENT_TIMESTAMP)"))
+    db.close()
+    with pytest.warns(UserWarning, match="newer version.*m999_future"):
+        ConversationLog.open(url).close()

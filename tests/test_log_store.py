@@ -258,3 +258,14 @@ def test_log_url_defaults_to_sqlite_in_the_workspace(tmp_path):
     assert log_url(Config(), tmp_path) == f"sqlite:///{tmp_path / 'log.db'}"
     pg = "postgresql://u:p@db:5432/log"
     assert log_url(Config(database_url=pg), tmp_path) == pg
+
+
+@pytest.mark.parametrize("bad, error, shown", [
+    ("nonsense", ValueError, "not a database URL"),
+    ("mysql://root:hunter2@db/log", ValueError, "unsupported log database"),
+    ("postgresql://u:hunter2@127.0.0.1:1/log", RuntimeError, "cannot open the conversation log"),
+])
+def test_bad_urls_say_what_is_wrong_without_the_password(bad, error, shown):
+    with pytest.raises(error, match=shown) as info:
+        ConversationLog.open(bad)
+    assert "hunter2" not in str(info.value)

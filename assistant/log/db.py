@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import event
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -30,7 +31,10 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {url!r} (use sqlite:///PATH or postgresql://USER:PASS@HOST/DB)") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -54,7 +58,8 @@ def make_engine(url: str) -> Engine:
         options = " ".join(filter(None, [str(parsed.query.get("options", "")), "-c timezone=UTC"]))
         return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16,
                              connect_args={"options": options})
-    raise ValueError(f"unsupported log database {url!r}: use sqlite:///PATH or postgresql://...")
+    shown = parsed.render_as_string(hide_password=True)
+    raise ValueError(f"unsupported log database {shown!r}: use sqlite:///PATH or postgresql://...")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -76,6 +81,17 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _sqlite_lock(url: str) -> threading.Lock:
+    """One lock per database file, shared by every `Database` on it in this process."""
+    key = str(Path(make_url(url).database or ":memory:").resolve())
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
 class Database:
     """An engine plus `read()` / `write()` sessions that commit or roll back as a unit."""
 
@@ -87,7 +103,7 @@ class Database:
         # SQLite has one writer at a time, and a blocked writer polls with sleeps of up to
         # 100 ms (busy_timeout). Threads of this process queue on a lock instead, so they hand
         # the write lock over at once; other processes still wait through busy_timeout.
-        self._write_lock: Any = threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        self._write_lock: Any = _sqlite_lock(self.url) if self.dialect == "sqlite" else nullcontext()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -11,6 +11,7 @@ SQLite and PostgreSQL accept, and branch on the dialect only where the two genui
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 from sqlalchemy import text
@@ -174,6 +175,10 @@ def migrate(conn: Connection, dialect: str, *, upto: int | None = None) -> list[
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     conn.execute(text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)"))
     done = set(applied(conn))
+    unknown = sorted(done - {name for name, _ in MIGRATIONS})
+    if unknown:  # additive migrations keep old code working, but say what is going on
+        warnings.warn(f"the conversation log was migrated by a newer version ({', '.join(unknown)}); "
+                      "this version will not use those changes", stacklevel=3)
     ran = []
     for name, fn in MIGRATIONS[:upto]:
         if name in done:

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from sqlalchemy import delete, func, insert, or_, text, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from index.types import Source
@@ -44,8 +44,13 @@ class ConversationLog:
     def open(cls, url: str, *, redact: bool = False) -> "ConversationLog":
         """Connect and bring the schema up to date (see `migrations.py`)."""
         db = Database(url)
-        with db.write() as session:
-            migrate(session.connection(), db.dialect)
+        try:
+            with db.write() as session:
+                migrate(session.connection(), db.dialect)
+        except OperationalError as exc:
+            db.close()
+            where = make_url(db.url).render_as_string(hide_password=True)
+            raise RuntimeError(f"cannot open the conversation log at {where}: {exc.orig}") from exc
         return cls(db, redact=redact)
 
     @property
