@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import delete, func, insert, or_, text, update
+from sqlalchemy import and_, case, delete, exists, func, insert, or_, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -30,7 +30,7 @@ from assistant.log.records import (
 from assistant.log.redact import redact as scrub, redact_value
 
 TITLE_CHARS = 120
-_C, _M, _S = ConversationRow.__table__, MessageRow.__table__, SourceRow.__table__
+_C, _M, _S, _O = ConversationRow.__table__, MessageRow.__table__, SourceRow.__table__, OptOutRow.__table__
 
 
 class ConversationLog:
@@ -90,24 +90,22 @@ class ConversationLog:
         """Store the user's message; the conversation's title becomes its first question."""
         mid, now = new_id(), utcnow()
         content = self._clean(content) or ""
+        title = " ".join(content.split())[:TITLE_CHARS]
+        # One UPDATE touches the conversation (and tells us it exists); SET expressions all
+        # see the old row, so the title and user are only filled in when still empty.
+        changes: dict[str, Any] = {"updated_at": now, "title": case((_C.c.title == "", title), else_=_C.c.title)}
+        if user:
+            changes["user"] = func.coalesce(_C.c.user, user)
+            changes["opted_out"] = or_(_C.c.opted_out, and_(_C.c.user.is_(None), exists().where(_O.c.user == user)))
+        previous = (select(_M.c.id).where(_M.c.conversation_id == conversation_id)
+                    .order_by(_M.c.id.desc()).limit(1).scalar_subquery())
         with self.db.transaction() as conn:
-            conv = conn.execute(select(_C.c.title, _C.c.user).where(_C.c.id == conversation_id)).first()
-            if conv is None:
+            if not conn.execute(update(_C).where(_C.c.id == conversation_id).values(**changes)).rowcount:
                 raise KeyError(f"no conversation {conversation_id!r} in the log")
-            last = conn.execute(select(_M.c.id).where(_M.c.conversation_id == conversation_id)
-                                .order_by(_M.c.id.desc()).limit(1)).scalar()
             conn.execute(insert(_M).values(
                 id=mid, conversation_id=conversation_id, role="user", content=content, task=task,
                 model=None, options="{}", tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
-                parent_id=last, status="complete", declined=False, created_at=now))
-            changes: dict[str, Any] = {"updated_at": now}
-            if not conv.title:
-                changes["title"] = " ".join(content.split())[:TITLE_CHARS]
-            if user and not conv.user:
-                changes["user"] = user
-                if _opted_out(conn, user):
-                    changes["opted_out"] = True
-            conn.execute(update(_C).where(_C.c.id == conversation_id).values(**changes))
+                parent_id=previous, status="complete", declined=False, created_at=now))
         return mid
 
     def begin_answer(self, conversation_id: str, question_id: str, *, task: str, model: str, options: dict) -> str:
