@@ -8,7 +8,7 @@
 # the `postgres` user when run as root, listens on 127.0.0.1:$ASSISTANT_PG_PORT (default 5432,
 # or the next free port when another server holds it), and creates the role and database
 # `assistant` / `assistant_test`. Idempotent: a second run finds the server and just prints the
-# URL. It never fails the caller: on any problem it warns on stderr, prints nothing on stdout
+# URL (set ASSISTANT_PG_NO_INSTALL=1 to never apt-get). It never fails the caller: on any problem it warns on stderr, prints nothing on stdout
 # and exits 0, so the PostgreSQL tests are skipped (loudly) instead of the whole run failing.
 set -u
 
@@ -51,6 +51,10 @@ find_bin() {
 }
 
 install_postgres() {
+  if [ -n "${ASSISTANT_PG_NO_INSTALL:-}" ]; then
+    warn "PostgreSQL is not installed (ASSISTANT_PG_NO_INSTALL is set: not installing it)"
+    return 1
+  fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     warn "PostgreSQL is not installed and I cannot apt-get it (need root and apt-get)"
     return 1
