@@ -163,3 +163,30 @@ def test_crash_mid_answer_leaves_it_incomplete(url):
             assert scalar(log, "PRAGMA integrity_check") == "ok"
     finally:
         log.close()
+
+
+def test_racing_ratings_by_one_user_leave_one_row(url):
+    log = ConversationLog.open(url)
+    try:
+        cid = log.start_conversation()
+        qid = log.record_question(cid, "q", task="qa")
+        aid = log.begin_answer(cid, qid, task="qa", model="m", options={})
+        log.finish_answer(aid, content="a", sources=[])
+        barrier, ids, errors = threading.Barrier(8), [], []
+
+        def rate(i: int) -> None:
+            try:
+                barrier.wait()
+                ids.append(log.add_feedback(aid, rating=1 if i % 2 else -1, comment=f"click {i}", user="ann"))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=rate, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(set(ids)) == 1
+        assert scalar(log, "SELECT COUNT(*) FROM feedback") == 1
+    finally:
+        log.close()
