@@ -130,3 +130,23 @@ def test_a_newer_schema_is_reported(url):
     db.close()
     with pytest.warns(UserWarning, match="newer version.*m999_future"):
         ConversationLog.open(url).close()
+
+
+def test_migrations_build_exactly_the_tables_the_models_describe(url):
+    from sqlalchemy import inspect
+
+    from assistant.log.models import ConversationRow, FeedbackRow, MessageRow, OptOutRow, SourceRow
+
+    log = ConversationLog.open(url)
+    try:
+        with log.db.read() as s:
+            inspector = inspect(s.connection())
+            for model in (ConversationRow, MessageRow, SourceRow, FeedbackRow, OptOutRow):
+                table = model.__table__
+                in_db = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+                in_model = {c.name: c.nullable for c in table.columns}
+                assert set(in_db) == set(in_model), table.name
+                # a column the model treats as required must be NOT NULL in the database
+                assert [n for n, nullable in in_model.items() if not nullable and in_db[n]] == [], table.name
+    finally:
+        log.close()

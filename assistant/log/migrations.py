@@ -36,17 +36,18 @@ def _run(conn: Connection, *statements: str) -> None:
 
 @migration
 def m001_initial(conn: Connection, dialect: str) -> None:
+    """Ids are spelled NOT NULL because SQLite lets a non-integer primary key be NULL."""
     _run(
         conn,
         """CREATE TABLE conversations (
-            id TEXT PRIMARY KEY,
+            id TEXT NOT NULL PRIMARY KEY,
             "user" TEXT,
             title TEXT NOT NULL DEFAULT '',
             created_at TIMESTAMP WITH TIME ZONE NOT NULL,
             updated_at TIMESTAMP WITH TIME ZONE NOT NULL
         )""",
         """CREATE TABLE messages (
-            id TEXT PRIMARY KEY,
+            id TEXT NOT NULL PRIMARY KEY,
             conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
             role TEXT NOT NULL,
             content TEXT NOT NULL DEFAULT '',
@@ -61,7 +62,7 @@ def m001_initial(conn: Connection, dialect: str) -> None:
             created_at TIMESTAMP WITH TIME ZONE NOT NULL
         )""",
         """CREATE TABLE sources (
-            id TEXT PRIMARY KEY,
+            id TEXT NOT NULL PRIMARY KEY,
             message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
             rank INTEGER NOT NULL,
             path TEXT NOT NULL,
@@ -71,7 +72,7 @@ def m001_initial(conn: Connection, dialect: str) -> None:
             snippet TEXT NOT NULL DEFAULT ''
         )""",
         """CREATE TABLE feedback (
-            id TEXT PRIMARY KEY,
+            id TEXT NOT NULL PRIMARY KEY,
             message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
             rating INTEGER NOT NULL,
             comment TEXT,
@@ -104,7 +105,7 @@ def m003_opt_out(conn: Connection, dialect: str) -> None:
     _run(
         conn,
         "ALTER TABLE conversations ADD COLUMN opted_out BOOLEAN NOT NULL DEFAULT FALSE",
-        'CREATE TABLE opt_outs ("user" TEXT PRIMARY KEY, created_at TIMESTAMP WITH TIME ZONE NOT NULL)',
+        'CREATE TABLE opt_outs ("user" TEXT NOT NULL PRIMARY KEY, created_at TIMESTAMP WITH TIME ZONE NOT NULL)',
     )
 
 
@@ -173,7 +174,7 @@ def migrate(conn: Connection, dialect: str, *, upto: int | None = None) -> list[
     """
     if dialect == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    conn.execute(text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)"))
+    conn.execute(text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)"))
     done = set(applied(conn))
     unknown = sorted(done - {name for name, _ in MIGRATIONS})
     if unknown:  # additive migrations keep old code working, but say what is going on

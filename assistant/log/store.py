@@ -256,7 +256,7 @@ class ConversationLog:
             ids = _full_text_ids(s, self.db.dialect, text, limit)
             if not ids:
                 pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
-                rows = s.exec(select(MessageRow).where(or_(col(MessageRow.content).ilike(pattern, escape="\\")))
+                rows = s.exec(select(MessageRow).where(col(MessageRow.content).ilike(pattern, escape="\\"))
                               .order_by(col(MessageRow.id).desc()).limit(limit)).all()
                 return [LoggedMessage.from_row(r) for r in rows]
             rows = {r.id: r for r in s.exec(select(MessageRow).where(col(MessageRow.id).in_(ids)))}
