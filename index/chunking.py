@@ -33,11 +33,11 @@ class HFTokenCounter:
     def counts(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(x) for x in ids]
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [tuple(o) for o in enc["offset_mapping"]]
 
 

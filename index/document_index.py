@@ -64,6 +64,7 @@ class DocumentIndex:
         self._counter: TokenCounter | None = None
         self._reranker = None
         self._lock = threading.RLock()
+        self._query_cache: dict[str, np.ndarray] = {}
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -222,10 +223,21 @@ class DocumentIndex:
         mask = searching.filter_mask(state, path_prefix, file_types)
         if mask is not None and not mask.any():
             return []
-        qvec = self.embed([query])[0]
+        qvec = self._query_vector(query)
         rows = searching.rank(state, query, qvec, k, mode, mask, self._rerank if self.reranker_name else None)
         return [searching.to_source(state, row, score, qvec, query, rank)
                 for rank, (row, score) in enumerate(rows, start=1)]
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding, cached: the assistant often searches the same text more than once."""
+        with self._lock:
+            hit = self._query_cache.pop(query, None)
+        vec = hit if hit is not None else self.embed([query])[0]
+        with self._lock:
+            self._query_cache[query] = vec
+            while len(self._query_cache) > 256:
+                self._query_cache.pop(next(iter(self._query_cache)))
+        return vec
 
     def _rerank(self, query: str, texts: list[str]) -> list[float]:
         if self._reranker is None:

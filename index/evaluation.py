@@ -4,8 +4,9 @@ The Q/A file is JSON Lines, one question per line:
 
     {"question": "How long are API tokens valid?", "path": "api.rst", "passage": "twelve hours"}
 
-A hit is relevant when its path equals `path` or ends with "/" + `path`, and, when `passage` is
-given, its text contains that passage (case and whitespace ignored). Each question has one target,
+A hit is relevant when its path equals `path` or ends with "/" + `path` (`path` may also be a list
+of acceptable paths, for questions that several documents answer), and, when `passage` is given,
+its text contains that passage (case and whitespace ignored). Each question has one target,
 so recall@k is the share of questions with a relevant hit in the top k, MRR the mean of 1/rank of
 the first relevant hit (0 if none in the top 10 or max k), and nDCG@10 = 1/log2(1 + rank)
 (the ideal DCG of a single relevant item is 1).
@@ -38,7 +39,10 @@ def read_qa(qa_file: Path) -> list[dict[str, str]]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{qa_file}:{n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or not str(item.get("question", "")).strip() or not str(item.get("path", "")).strip():
+        paths = item.get("path") if isinstance(item, dict) else None
+        paths = [paths] if isinstance(paths, str) else (paths if isinstance(paths, list) else None)
+        if not isinstance(item, dict) or not str(item.get("question", "")).strip() or not paths \
+                or not all(isinstance(p, str) and p.strip() for p in paths):
             raise ValueError(f'{qa_file}:{n}: each line needs "question" and "path" (optionally "passage")')
         items.append(item)
     if not items:
@@ -50,15 +54,19 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def is_relevant(hit: "Source", path: str, passage: str | None) -> bool:
+def _path_matches(hit_path: str, path: str) -> bool:
     want = path.strip().lstrip("./") if not path.startswith("/") else path
-    path_ok = hit.path == path or hit.path.endswith("/" + want) or hit.path == want
-    if not path_ok:
+    return hit_path == path or hit_path.endswith("/" + want) or hit_path == want
+
+
+def is_relevant(hit: "Source", path: str | list[str], passage: str | None) -> bool:
+    paths = [path] if isinstance(path, str) else path
+    if not any(_path_matches(hit.path, p) for p in paths):
         return False
     return not passage or _norm(passage) in _norm(hit.text)
 
 
-def first_relevant_rank(hits: Sequence["Source"], path: str, passage: str | None) -> int | None:
+def first_relevant_rank(hits: Sequence["Source"], path: str | list[str], passage: str | None) -> int | None:
     for rank, hit in enumerate(hits, start=1):
         if is_relevant(hit, path, passage):
             return rank

@@ -45,9 +45,8 @@ class _Reporter:
     def update(self, done: int) -> None:
         if self.callback:
             self.callback(self.message, done, self.total)
-        if self._bar is not None:
-            self._bar.n = done
-            self._bar.refresh()
+        if self._bar is not None and done > self._bar.n:
+            self._bar.update(done - self._bar.n)  # update() rate-limits redraws (mininterval)
 
     def close(self) -> None:
         if self._bar is not None:

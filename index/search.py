@@ -61,17 +61,14 @@ def _type_matches(path: str, file_type: str, wanted: set[str]) -> bool:
 def dense_candidates(state: State, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
     if state.vector_index is None or not len(state.chunks):
         return []
-    if mask is not None:
+    scores, ids = state.vector_index.search(qvec, n, mask=mask)
+    hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    if mask is not None and len(hits) < n and state.vector_index.kind != "flat":
+        # An approximate index may visit too few allowed rows under a narrow filter: scan them exactly.
         rows = np.flatnonzero(mask)
-        if len(rows) <= EXACT_SUBSET_LIMIT or state.vector_index.kind == "flat":
+        if len(hits) < len(rows) and len(rows) <= EXACT_SUBSET_LIMIT:
             return _top(rows, np.asarray(state.vectors[rows]) @ qvec, n)
-        scores, ids = state.vector_index.search(qvec, n * 10)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and mask[i]]
-        if len(hits) >= n:
-            return hits[:n]
-        return _top(rows, np.asarray(state.vectors[rows]) @ qvec, n)
-    scores, ids = state.vector_index.search(qvec, n)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    return hits
 
 
 def _top(rows: np.ndarray, sims: np.ndarray, n: int) -> list[tuple[int, float]]:

@@ -8,11 +8,12 @@ stays on the CPU (FAISS has no GPU HNSW).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -40,6 +41,22 @@ def ivf_params(n: int) -> dict[str, int]:
     """nlist ~ 4*sqrt(n) (FAISS guideline), at least 39 training points per list; nprobe ~ nlist/16."""
     nlist = int(min(max(16, 4 * math.sqrt(n)), max(1, n // 39)))
     return {"nlist": nlist, "nprobe": max(8, min(nlist, nlist // 16 + 8))}
+
+
+@contextlib.contextmanager
+def _single_thread_if(condition: bool) -> Iterator[None]:
+    """FAISS parallelises over queries: for one query, an OpenMP team only adds wake-up cost
+    (measured 40 ms vs 1.5 ms per 10k-vector query on a busy 2-core machine)."""
+    if not condition:
+        yield
+        return
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 @dataclass
@@ -110,13 +127,31 @@ class VectorIndex:
     def on_gpu(self) -> bool:
         return self.use_gpu and self.kind != "hnsw" and gpu_count() > 0
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (m, k); ids of -1 mean "fewer than k results"."""
+    def search(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (m, k); ids of -1 mean "fewer than k results".
+
+        `mask` (bool per row) restricts the search to allowed rows via a FAISS ID selector.
+        """
+        faiss = _faiss()
         k = max(1, min(k, self.ntotal))
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        params = None
         if self.kind == "hnsw":
             self.cpu.hnsw.efSearch = max(self.params.get("efSearch", 96), k)
-        return self._searcher().search(q, k)
+        if mask is not None:
+            bits = np.packbits(mask.astype(np.uint8), bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+            if self.kind == "ivf":
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=self.params["nprobe"])
+            elif self.kind == "hnsw":
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.params.get("efSearch", 96), k))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            searcher = self.cpu  # selectors are a CPU feature
+        else:
+            searcher = self._searcher()
+        with _single_thread_if(len(q) <= 4 and searcher is self.cpu):
+            return searcher.search(q, k, params=params) if params is not None else searcher.search(q, k)
 
     def save(self, path: Path) -> None:
         _faiss().write_index(self.cpu, str(path))
