@@ -28,6 +28,7 @@ class Config:
     openai_api_key: str = ""  # also read from OPENAI_API_KEY
     max_new_tokens: int = 256  # longer answers cost latency linearly
     temperature: float = 0.0  # 0 = greedy: reproducible answers
+    no_repeat_ngram: int = 4  # local backend: block repeated 4-grams, which stops small models looping (not for code)
     context_window: int = 0  # 0 = the model's own; lower it to bound CPU latency
     device: str = "auto"  # auto | cpu | cuda | mps
     # Retrieval

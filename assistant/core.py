@@ -203,7 +203,7 @@ class Assistant:
         use_log = log and self.log is not None
         history = self._history_for(conversation_id, use_log)
         gen = self.generator(model)
-        ctx = _Context(self, gen)
+        ctx = _Context(self, gen, task)
         query = standalone_query(question, history, ctx)
         request = TaskRequest(text=question, query=query, history=history, k=k or self.config.top_k,
                               temperature=temperature, tests=tests, path_prefix=path_prefix,
@@ -289,8 +289,9 @@ class AnswerStream:
 class _Context:
     """What a task may use: retrieval, generation, token counts and embeddings, with timings kept."""
 
-    def __init__(self, bot: Assistant, generator: Generator):
+    def __init__(self, bot: Assistant, generator: Generator, task: str = "qa"):
         self._bot = bot
+        self.task = task
         self._gen = generator
         self.config = bot.config
         self.stats = GenerationStats()
@@ -311,7 +312,9 @@ class _Context:
         call = GenerationStats()
         temp = self.config.temperature if temperature is None else temperature
         yield from self._gen.stream(messages, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                                    temperature=temp, stop=stop, stats=call)
+                                    temperature=temp, stop=stop, stats=call,
+                                    # code legitimately repeats lines; prose from a small model should not
+                                    no_repeat_ngram=0 if self.task == "code" else self.config.no_repeat_ngram)
         if not self.stats.ttft_ms:
             self.stats.ttft_ms = call.ttft_ms
         self.stats.tokens_in += call.tokens_in

@@ -21,7 +21,8 @@ class Generator(Protocol):
     name: str
 
     def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
-               stop: Sequence[str] | None = None, stats: GenerationStats | None = None) -> Iterator[str]:
+               stop: Sequence[str] | None = None, stats: GenerationStats | None = None,
+               no_repeat_ngram: int = 0) -> Iterator[str]:
         """Yield the answer's text as it is produced (the chat template is the backend's job)."""
         ...
 

@@ -65,7 +65,8 @@ class LocalGenerator:
         return self.tokenizer(text, return_tensors="pt")
 
     def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
-               stop: Sequence[str] | None = None, stats: GenerationStats | None = None) -> Iterator[str]:
+               stop: Sequence[str] | None = None, stats: GenerationStats | None = None,
+               no_repeat_ngram: int = 0) -> Iterator[str]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         halt = threading.Event()
@@ -82,6 +83,8 @@ class LocalGenerator:
         kwargs = dict(**inputs, max_new_tokens=budget, streamer=streamer,
                       stopping_criteria=StoppingCriteriaList([_Halt()]),
                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        if no_repeat_ngram:
+            kwargs["no_repeat_ngram_size"] = int(no_repeat_ngram)
         if temperature and temperature > 0:
             kwargs.update(do_sample=True, temperature=float(temperature), top_p=0.95)
         else:

@@ -35,7 +35,9 @@ class OpenAICompatibleGenerator:
         return max(1, len(text) // 4 + text.count(" ") // 8) if text else 0
 
     def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
-               stop: Sequence[str] | None = None, stats: GenerationStats | None = None) -> Iterator[str]:
+               stop: Sequence[str] | None = None, stats: GenerationStats | None = None,
+               no_repeat_ngram: int = 0) -> Iterator[str]:
+        # no_repeat_ngram is a local-decoding guard; servers have their own penalties.
         stats = stats if stats is not None else GenerationStats()
         body = {"model": self.name, "messages": messages, "max_tokens": max_new_tokens,
                 "temperature": temperature, "stream": True, "stream_options": {"include_usage": True}}
