@@ -21,6 +21,10 @@ Embed = Callable[[list[str]], np.ndarray]
 
 # A sentence supported by a passage scores above this (0.55 * cosine + 0.45 * overlap).
 SUPPORT_THRESHOLD = 0.45
+# ... and must share at least this share of its content words with the passage: the embedder rates
+# an on-topic invention ("use Windows Update to uninstall") as close to the passage as the truth.
+MIN_OVERLAP = 0.6
+MIN_OVERLAP_CJK = 0.5
 # Sentences with fewer content words than this ("Sure.", "Yes!") carry no claim to check.
 MIN_CLAIM_TOKENS = 2
 
@@ -176,6 +180,9 @@ def _numbers_ok(claim: str, passage: str) -> bool:
 
 
 def is_claim(sentence: str) -> bool:
+    """A sentence that states something checkable (not "Sure.", not a markdown heading)."""
+    if sentence.lstrip().startswith("#"):
+        return False
     return len(content_tokens(sentence)) >= MIN_CLAIM_TOKENS
 
 
@@ -204,10 +211,11 @@ def check_sentences(
             checks.append(SentenceCheck(text=sentence, citations=cited, supported=True, score=0.0))
             continue
         candidates = cited or (list(range(1, len(passages) + 1)) if attribute else [])
+        min_lex = MIN_OVERLAP_CJK if has_cjk(sentence) else MIN_OVERLAP
         best_n, best = None, 0.0
         for n in candidates:
             s = float(scores[i, n - 1])
-            if not _numbers_ok(sentence, passages[n - 1]):
+            if not _numbers_ok(sentence, passages[n - 1]) or overlap(sentence, passages[n - 1]) < min_lex:
                 s = min(s, threshold - 0.01)
             if best_n is None or s > best:
                 best_n, best = n, s

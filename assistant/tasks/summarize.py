@@ -1,7 +1,243 @@
-"""Placeholder while the summarize task is written."""
+"""Summaries of a named document (by path or title) or of what retrieval finds for a topic.
+
+A document longer than one prompt is summarised map-reduce: sections are packed into parts that
+fit (a small model summarises short inputs best, so parts stay small), each part is summarised
+with a `Status("summarising part i/n")`, then the part summaries are combined. The final summary
+streams sentence by sentence, each sentence followed by the [n] of the section it best matches,
+so the streamed text and the answer's text are the same.
+"""
 from __future__ import annotations
 
+import re
+from typing import Iterator, Sequence
 
-def run(ctx, req):
-    raise NotImplementedError("the summarize task is being written")
-    yield
+from assistant import grounding
+from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta, generate_text
+from assistant.tasks.budget import answer_room, closest_list, fit_text, passage_text, prompt_budget, relevance
+from assistant.tasks.streams import repeated_tail_cut, until_repeat
+from assistant.types import Answer, SentenceCheck, Source
+
+PART_TOKENS = 600  # tokens of source text per map step; the 135M model loses the thread past this
+PART_ANSWER_TOKENS = 96
+MAP_PROMPT = "{text}\n\nSummarise the text above in two or three sentences."
+REDUCE_PROMPT = ("{text}\n\nThese are notes on the parts of one document, in order. "
+                 "Write a short summary of the whole document in three to five sentences.")
+ONE_PROMPT = "{text}\n\nSummarise the text above in three to five sentences."
+STOP = ["\n\n\n"]
+
+_EXT = r"(?:md|markdown|rst|txt|pdf|html?|docx|py|js|ts|java|go|rs|c|cpp|h|json|ya?ml|toml|ipynb)"
+_PATH_RE = re.compile(rf"([\w./\\-]+\.{_EXT})\b", re.IGNORECASE)
+_QUOTED_RE = re.compile(r"[\"“'‘《「](.+?)[\"”'’》」]")
+_AFTER_VERB_RE = re.compile(
+    r"(?:summari[sz]e|summary of|summarising|summarizing|tl;?\s?dr(?: of)?|overview of|recap(?: of)?|"
+    r"gist of|key points of|key points in)\s*[:,]?\s+(.+)", re.IGNORECASE)
+_AFTER_VERB_ZH = re.compile(r"(?:总结|概括|摘要|概述|归纳)(?:一下|下)?(.+)")
+_TRIM_WORDS = re.compile(
+    r"^(?:the|this|that|our|my|a|an|please|me)\s+|\s+(?:document|doc|docs|file|page|for me|please|"
+    r"in (?:a few|\w+) (?:sentences|lines|bullets|words))$", re.IGNORECASE)
+_TRIM_ZH = re.compile(r"^(?:这篇|这份|这个|那篇|一下)|(?:文档|文件|这篇文档)$")
+
+
+def document_names(text: str) -> list[str]:
+    """Candidate document names in a request, most specific first ("docs/install.md", "release notes")."""
+    names: list[str] = []
+    names += _PATH_RE.findall(text)
+    names += [q.strip() for q in _QUOTED_RE.findall(text)]
+    for rx, trim in ((_AFTER_VERB_RE, _TRIM_WORDS), (_AFTER_VERB_ZH, _TRIM_ZH)):
+        m = rx.search(text)
+        if m:
+            name = m.group(1).strip().rstrip(".?!。？！")
+            for _ in range(3):
+                name = trim.sub("", name).strip()
+            if name:
+                names.append(name)
+    variants: list[str] = []
+    for n in names:
+        for v in (n, n.replace(" ", "-"), n.replace(" ", "_")):
+            if v and v.lower() not in {x.lower() for x in variants}:
+                variants.append(v)
+    return variants
+
+
+def find_document(ctx: TaskContext, text: str) -> tuple[str, list[Source]] | None:
+    for name in document_names(text):
+        try:
+            chunks = ctx.document_chunks(name)
+        except KeyError:
+            continue
+        if chunks:
+            return name, chunks
+    return None
+
+
+def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
+    found = find_document(ctx, req.text) or (find_document(ctx, req.query) if req.query != req.text else None)
+    if found:
+        name, sources = found
+        yield Status(f"summarising {sources[0].title or sources[0].path} ({len(sources)} sections)")
+    else:
+        query = (req.query or req.text).strip()
+        yield Status("searching the documents")
+        sources = ctx.retrieve(query, req.k, path_prefix=req.path_prefix, file_types=req.file_types)
+        best = relevance(ctx, query, sources)
+        if not sources or best < ctx.config.min_relevance:
+            text = "I found no document or passages matching that to summarise."
+            if sources:
+                text += " The closest passages are:\n" + closest_list(sources)
+            yield TextDelta(text)
+            yield Result(Answer(text=text, sources=sources, task="summarize", question=req.text,
+                                declined=True, extra={"relevance": round(best, 4)}))
+            return
+        name = ""
+    yield from summarise_sources(ctx, req, sources, document=name)
+
+
+def _plain(text: str) -> str:
+    """Markdown heading markers removed: the model copies them into the summary otherwise."""
+    return re.sub(r"(?m)^#{1,6}\s*", "", text)
+
+
+def pack(ctx: TaskContext, texts: Sequence[str], limit: int) -> list[list[int]]:
+    """Consecutive texts grouped so each group's token count stays within `limit`."""
+    groups: list[list[int]] = []
+    used = 0
+    for i, t in enumerate(texts):
+        n = ctx.count_tokens(t) + 2
+        if groups and used + n <= limit:
+            groups[-1].append(i)
+            used += n
+        else:
+            groups.append([i])
+            used = n
+    return groups
+
+
+def summarise_sources(ctx: TaskContext, req: TaskRequest, sources: list[Source], *, document: str = "") -> Iterator[Event]:
+    final_room = answer_room(ctx)
+    limit = min(PART_TOKENS, prompt_budget(ctx, final_room) - 32)
+    texts = [fit_text(ctx, _plain(passage_text(s)), limit) for s in sources]
+    groups = pack(ctx, texts, limit)
+    temperature = req.temperature
+    if len(groups) == 1:
+        prompt = ONE_PROMPT.format(text="\n\n".join(texts))
+        parts: list[str] = []
+    else:
+        parts = []
+        for i, group in enumerate(groups, 1):
+            yield Status(f"summarising part {i}/{len(groups)}")
+            body = "\n\n".join(texts[j] for j in group)
+            out = generate_text(ctx, [{"role": "user", "content": MAP_PROMPT.format(text=body)}],
+                                max_new_tokens=PART_ANSWER_TOKENS, temperature=temperature, stop=STOP)
+            parts.append(repeated_tail_cut(" ".join(out.split())) or texts[group[0]][:200])
+        notes = parts
+        level = 1
+        while True:  # reduce until the notes fit one prompt
+            joined = "\n".join(f"- {p}" for p in notes)
+            if ctx.count_tokens(joined) <= limit or len(notes) <= 1:
+                break
+            level += 1
+            note_groups = pack(ctx, notes, limit)
+            merged = []
+            for i, g in enumerate(note_groups, 1):
+                yield Status(f"combining summaries {i}/{len(note_groups)} (level {level})")
+                merged.append(repeated_tail_cut(" ".join(generate_text(
+                    ctx, [{"role": "user", "content": REDUCE_PROMPT.format(text="\n".join(f"- {notes[j]}" for j in g))}],
+                    max_new_tokens=PART_ANSWER_TOKENS, temperature=temperature, stop=STOP).split())))
+            notes = merged
+        yield Status("writing the summary")
+        prompt = REDUCE_PROMPT.format(text=fit_text(ctx, joined, limit))
+
+    stream = until_repeat(ctx.generate_stream([{"role": "user", "content": prompt}], max_new_tokens=final_room,
+                                              temperature=temperature, stop=STOP))
+    checks: list[SentenceCheck] = []
+    out: list[str] = []
+    for piece in cite_stream(ctx, stream, texts, checks):
+        out.append(piece)
+        yield TextDelta(piece)
+    text = "".join(out).strip()
+    answer = Answer(text=text, sources=sources, task="summarize", question=req.text,
+                    standalone_query=req.query, sentences=checks,
+                    extra={"document": document, "parts": len(groups), "part_summaries": parts,
+                           "map_reduce": len(groups) > 1})
+    yield Result(answer)
+
+
+def cite_stream(ctx: TaskContext, stream: Iterator[str], passages: list[str],
+                checks: list[SentenceCheck]) -> Iterator[str]:
+    """Re-emit a token stream sentence by sentence, each claim followed by its best section's [n].
+
+    A sentence that repeats an earlier one ends the stream (the small model loops).
+    """
+    buffer = ""
+    seen: set[str] = set()
+    try:
+        for piece in stream:
+            buffer += piece
+            sentences = grounding.split_sentences(buffer)
+            if len(sentences) < 2:
+                continue
+            complete = sentences[:-1]
+            fresh = _until_seen(complete, seen)
+            cut = _end_of(buffer, fresh)
+            done, buffer = buffer[:cut], buffer[cut:]
+            if fresh:
+                yield cite_block(ctx, done, fresh, passages, checks)
+            if len(fresh) < len(complete):
+                return
+        fresh = _until_seen(grounding.split_sentences(buffer), seen)
+        if fresh:
+            yield cite_block(ctx, buffer[:_end_of(buffer, fresh)], fresh, passages, checks)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _until_seen(sentences: list[str], seen: set[str]) -> list[str]:
+    out = []
+    for sentence in sentences:
+        key = " ".join(re.findall(r"\w+", grounding.strip_citations(sentence).lower()))
+        if len(key) >= 12 and key in seen:
+            break
+        seen.add(key)
+        out.append(sentence)
+    return out
+
+
+def _end_of(text: str, sentences: list[str]) -> int:
+    pos = 0
+    for s in sentences:
+        found = text.find(s, pos)
+        pos = found + len(s) if found >= 0 else pos
+    return pos
+
+
+def cite_block(ctx: TaskContext, block: str, sentences: list[str], passages: list[str],
+               checks: list[SentenceCheck]) -> str:
+    """`block` with " [n]" after each sentence that makes a claim (n = the best-matching passage)."""
+    claims = [s for s in sentences if grounding.is_claim(s) and not grounding.parse_citations(s)]
+    scores = grounding.support_scores(claims, passages, ctx.embed) if claims and passages else None
+    out, pos, ci = [], 0, 0
+    for s in sentences:
+        found = block.find(s, pos)
+        if found < 0:
+            continue
+        out.append(block[pos:found + len(s)])
+        pos = found + len(s)
+        if scores is not None and s in claims:
+            row = scores[ci]
+            ci += 1
+            n = int(row.argmax()) + 1
+            mark = f" [{n}]"
+            out.append(mark)
+            # A summary rewords by design: the combined score alone decides, but numbers must match.
+            supported = (float(row.max()) >= grounding.SUPPORT_THRESHOLD
+                         and not grounding.numbers(s) - grounding.numbers(passages[n - 1]))
+            checks.append(SentenceCheck(text=s + mark, citations=[n], supported=supported,
+                                        score=round(float(row.max()), 4)))
+        else:
+            cited = grounding.parse_citations(s)
+            checks.append(SentenceCheck(text=s, citations=[n for n in cited if 1 <= n <= len(passages)],
+                                        supported=True, score=0.0))
+    out.append(block[pos:])
+    return "".join(out)
