@@ -91,7 +91,7 @@ def parse_citations(text: str) -> list[int]:
     nums: set[int] = set()
     for group in _CITE_RE.findall(text):
         nums.update(int(n) for n in re.split(r"[,，、;\s]+", group) if n)
-    return sorted(nums)
+    return sorted(n for n in nums if n > 0)
 
 
 def strip_citations(text: str) -> str:

@@ -60,7 +60,8 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
                                                   temperature=req.temperature, stop=STOP)):
         parts.append(piece)
         yield TextDelta(piece)
-    text = "".join(parts).strip()
+    raw = "".join(parts)  # kept as streamed, so the final text equals the concatenated deltas
+    text = raw.strip()
 
     checks = grounding.check_sentences(text, given, ctx.embed)
     cited_by_model = bool(grounding.parse_citations(text))
@@ -68,17 +69,17 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         # Show the attributed citations in the text too, appended so the stream stays exact.
         nums = sorted({n for c in checks if c.supported for n in c.citations})
         if nums:
-            marks = " " + "".join(f"[{n}]" for n in nums)
+            marks = ("" if raw[-1:].isspace() else " ") + "".join(f"[{n}]" for n in nums)
             yield TextDelta(marks)
-            text += marks
-    answer = Answer(text=text, sources=sources, task="qa", question=req.text, standalone_query=query,
+            raw += marks
+    answer = Answer(text=raw.strip(), sources=sources, task="qa", question=req.text, standalone_query=query,
                     sentences=checks,
                     extra={"relevance": round(best, 4), "context_passages": len(given),
                            "cited_by_model": cited_by_model})
     if not text or not grounding.any_supported_claim(checks):
         note = f"\n\n{UNSUPPORTED_NOTE}\n{closest_list(sources)}"
         yield TextDelta(note)
-        answer.text = text + note
+        answer.text = (raw + note).strip()
         answer.declined = True
         answer.extra["unsupported"] = True
     yield Result(answer)

@@ -1,0 +1,156 @@
+"""Question answering: decline when nothing is relevant, answer from the best passage, check every sentence."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from assistant.config import Config
+from assistant.tasks import qa
+from assistant.tasks.base import Result, Status, TaskRequest, TextDelta
+from assistant.tasks.memory import FixedGenerator, MemoryContext, default_models
+from assistant.types import Source
+
+PASSAGES = [
+    ("docs/security.md", "Security guide", "§ Keys > Rotation",
+     "API keys are rotated with the command `acme keys rotate`. Rotation creates a new key, keeps the old key "
+     "valid for 24 hours, and then revokes it. Administrators can also rotate keys in the web console."),
+    ("docs/security.md", "Security guide", "§ Keys > Storage",
+     "Keys are stored encrypted with AES-256 in the vault directory. The vault is unlocked at start-up with "
+     "the master password, which is never written to disk."),
+    ("docs/install.md", "Installation", "§ Linux",
+     "On Linux, install the CLI with `pip install acme-cli`. The server listens on port 8420 by default; "
+     "change it with the `--port` option."),
+    ("docs/install.md", "Installation", "§ Windows",
+     "On Windows, download the installer acme-setup.exe and run it as administrator. To uninstall, use Apps & "
+     "Features in the Settings app."),
+]
+SOURCES = [Source(path=p, title=t, locator=loc, snippet=x[:80], score=0.0, text=x, chunk_id=f"c{i}")
+           for i, (p, t, loc, x) in enumerate(PASSAGES)]
+
+
+@pytest.fixture(scope="module")
+def models():
+    return default_models()
+
+
+def fixed_ctx(models, reply, *, sources=SOURCES, config=None, window=2048):
+    _, emb = models
+    return MemoryContext(sources, FixedGenerator(reply, context_window=window), emb, config)
+
+
+def run(ctx, text, **kw):
+    events = list(qa.run(ctx, TaskRequest(text=text, query=kw.pop("query", text), **kw)))
+    answer = events[-1].answer
+    assert isinstance(events[-1], Result)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip() == answer.text  # stream == text
+    return answer, events
+
+
+def test_unanswerable_question_is_declined_without_the_model(models):
+    ctx = fixed_ctx(models, "Paris is the capital of France.")
+    answer, _ = run(ctx, "What is the capital of France?")
+    assert answer.declined and "do not seem to contain" in answer.text
+    assert "[1] " in answer.text and len(answer.sources) == 4  # the closest passages are listed
+    assert ctx._gen.prompts == []
+
+
+def test_nothing_retrieved_is_declined(models):
+    ctx = fixed_ctx(models, "anything", sources=[])
+    answer, _ = run(ctx, "How do I rotate keys?")
+    assert answer.declined and answer.sources == [] and answer.extra["reason"] == "no hits"
+
+
+def test_answer_is_attributed_and_cited(models):
+    ctx = fixed_ctx(models, "The old key stays valid for 24 hours after rotation.")
+    answer, _ = run(ctx, "How long does the old key stay valid after rotation?")
+    assert not answer.declined and answer.supported
+    assert answer.text.endswith("[1]") and answer.sentences[0].citations == [1]
+    assert answer.sources[0].locator == "§ Keys > Rotation"
+    assert answer.cited_sources == [answer.sources[0]]
+    prompt = ctx._gen.prompts[0][-1]["content"]
+    assert "24 hours" in prompt and "AES-256" not in prompt  # one passage, the right one
+
+
+def test_best_passage_is_chosen_within_the_hits(models):
+    class Misordered(MemoryContext):  # a retriever that ranks the right passage last
+        def retrieve(self, query, k, **kw):
+            return [replace(s, dense_score=0.5) for s in (SOURCES[1], SOURCES[2], SOURCES[0])]
+
+    _, emb = models
+    ctx = Misordered(SOURCES, FixedGenerator("Run acme keys rotate."), emb)
+    answer, _ = run(ctx, "Which command rotates API keys?")
+    assert answer.sources[0] is not None and answer.sources[0].locator == "§ Keys > Rotation"
+    assert [s.locator for s in answer.sources[1:]] == ["§ Keys > Storage", "§ Linux"]
+
+
+def test_unsupported_answer_is_flagged(models):
+    ctx = fixed_ctx(models, "Open the Windows registry editor and delete the HKEY_KEYS folder.")
+    answer, _ = run(ctx, "How do I rotate API keys?")
+    assert answer.declined and answer.extra["unsupported"]
+    assert "may not support" in answer.text and not answer.supported
+
+
+def test_model_citations_are_checked(models):
+    ctx = fixed_ctx(models, "Keys are stored encrypted with AES-256 [1]. The vault lives in the cloud [1].",
+                    config=Config(context_passages=2))
+    answer, _ = run(ctx, "Where and how are keys stored?")
+    assert [c.supported for c in answer.sentences] == [True, False]
+    assert not answer.declined and not answer.supported and answer.extra["cited_by_model"]
+
+
+def test_first_token_is_not_held_back(models):
+    ctx = fixed_ctx(models, "The old key stays valid for 24 hours after rotation.")
+    gen = ctx._gen
+    pulled = []
+    original = gen.stream
+
+    def counting(*a, **kw):
+        for piece in original(*a, **kw):
+            pulled.append(piece)
+            yield piece
+
+    gen.stream = counting
+    events = qa.run(ctx, TaskRequest(text="How long is the old key valid?", query="How long is the old key valid?"))
+    first = next(e for e in events if isinstance(e, TextDelta))
+    assert first.text == pulled[0] and len(pulled) == 1
+
+
+def test_prompt_fits_a_small_window(models):
+    long_passage = replace(SOURCES[0], text=SOURCES[0].text + " Filler sentence about keys." * 400)
+    ctx = fixed_ctx(models, "The old key stays valid for 24 hours.", sources=[long_passage], window=400)
+    history = [{"role": "user", "content": "Tell me about keys. " * 300},
+               {"role": "assistant", "content": "Keys are rotated. " * 300}]
+    question = "How long does the old key stay valid? " + "Please be precise. " * 200
+    answer, _ = run(ctx, question, query="old key valid hours", history=history)
+    sent = "\n".join(m["content"] for m in ctx._gen.prompts[0])
+    assert ctx.count_tokens(sent) <= 400 - 16
+    assert "24 hours" in sent  # the passage's head survived the trimming
+    assert answer.text
+
+
+def test_empty_question_is_an_error(models):
+    with pytest.raises(ValueError, match="empty"):
+        list(qa.run(fixed_ctx(models, "x"), TaskRequest(text="  ", query="")))
+
+
+# ---- the real default generator ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_ctx(models):
+    gen, emb = models
+    return MemoryContext(SOURCES, gen, emb)
+
+
+def test_real_model_answers_with_the_right_citation(real_ctx):
+    answer, events = run(real_ctx, "What port does the server listen on by default?")
+    assert isinstance(events[0], Status)
+    assert "8420" in answer.text
+    assert not answer.declined and answer.supported
+    assert answer.sources[0].locator == "§ Linux"
+    assert all(c.citations == [1] for c in answer.sentences)
+
+
+def test_real_model_declines_the_unanswerable(real_ctx):
+    answer, _ = run(real_ctx, "Who won the football world cup in 2014?")
+    assert answer.declined and "do not seem to contain" in answer.text
