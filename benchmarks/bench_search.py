@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -143,9 +142,7 @@ def query_embedding_latency(work: Path, queries: int) -> list:
 
 def approx_recall(vectors: np.ndarray, queries: np.ndarray, kinds=("ivf", "hnsw"), use_gpu: bool = False) -> list:
     flat = VectorIndex.build(vectors, DIM, kind="flat", use_gpu=use_gpu)
-    s = time.perf_counter()
     _, exact = flat.search(queries, 10)
-    exact_ms = 1000 * (time.perf_counter() - s) / len(queries)
     one = [1000 * _timed(lambda q=q: flat.search(q, 10)) for q in queries[:100]]
     rows = [["flat (exact)", len(vectors), "-", 0.0, 1.0, percentile(one, 0.5), 1.0]]
     for kind in kinds:
@@ -158,7 +155,6 @@ def approx_recall(vectors: np.ndarray, queries: np.ndarray, kinds=("ivf", "hnsw"
         params = {k: v for k, v in index.params.items() if k != "threshold"}
         rows.append([kind, len(vectors), json.dumps(params), build_s, recall, percentile(single, 0.5),
                      percentile(one, 0.5) / max(percentile(single, 0.5), 1e-6)])
-    del exact_ms
     return rows
 
 

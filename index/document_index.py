@@ -19,13 +19,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from index import search as searching
-from index.chunking import TokenCounter, chunk_document, load_token_counter
+from index.chunking import TokenCounter, load_token_counter
 from index.embedding import Embedder, pick_device
-from index.keyword import KeywordIndex
-from index.loaders import LoadError, file_type_of, load_document
-from index.store import (DocumentInfo, State, current_generation, empty_state, load_state, now_iso,
-                         write_generation, writer_lock)
-from index.types import FailedFile, IngestReport, Source
+from index.loaders import file_type_of
+from index.store import DocumentInfo, State, current_generation, empty_state, load_state, write_generation, writer_lock
+from index.types import IngestReport, Source
 from index.vectors import DEFAULT_APPROX_THRESHOLD, VectorIndex, gpu_count
 
 log = logging.getLogger(__name__)
@@ -324,7 +322,7 @@ def walk(root: Path) -> list[Path]:
                 continue
             p = Path(dirpath) / fname
             if file_type_of(p) is not None:
-                found.append(p)
+                found.append(p.resolve() if p.is_symlink() and p.exists() else p)
     return found
 
 

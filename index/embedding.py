@@ -102,11 +102,14 @@ class Embedder:
             vecs = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=show_bar)
             return np.ascontiguousarray(vecs, dtype=np.float32)
-        out = []
+        # Sort all texts by length once (longest first, so memory peaks early), encode in slices for
+        # progress, then restore the input order: batches hold similar lengths and little padding.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         step = self.batch_size * 8
         for start in range(0, len(texts), step):
-            part = texts[start:start + step]
-            out.append(model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False))
+            rows = order[start:start + step]
+            out[rows] = model.encode([texts[i] for i in rows], batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
             progress(min(start + step, len(texts)), len(texts))
-        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+        return out
