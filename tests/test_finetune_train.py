@@ -1,0 +1,175 @@
+"""Training recipes on real models: full tuning of a tiny Llama, LoRA on the bundled SmolLM2,
+resume, two-process DDP over gloo, the conversation log as data, and out-of-memory advice."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from finetune.registry import Registry
+from finetune.train import OutOfMemory, TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+QA = REPO / "tests" / "fixtures" / "finetune" / "qa.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with the default model's tokenizer and vocabulary."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from assistant.model_paths import resolve_generator
+
+    tok = AutoTokenizer.from_pretrained(resolve_generator("smollm2"))
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def tiny_config(tiny_model, **kw) -> TrainConfig:
+    base = dict(base=str(tiny_model), qa=[QA], max_length=96, batch_size=4, lr=3e-3, eval_qa_examples=1,
+                eval_max_new_tokens=8, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_full_finetune_of_tiny_model_registers_a_loadable_model(tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ws = tmp_path / "ws"
+    res = train(tiny_config(tiny_model, method="full", max_steps=12, workspace=ws, name="tiny-full"))
+    assert res.metrics["trainable_params"] == res.metrics["total_params"]
+    assert sum(res.losses[-3:]) / 3 < sum(res.losses[:3]) / 3 - 0.5
+    assert res.metrics["tuned"]["loss"] < res.metrics["base"]["loss"]  # held-out answers got likelier
+    entry = Registry(ws).get("tiny-full")
+    assert entry["method"] == "full" and entry["path"] == "tiny-full/model" and entry["adapter_path"] is None
+    assert entry["data_fingerprint"] == res.data_fingerprint
+    run = ws / "models" / "tiny-full"
+    for f in ("README.md", "metrics.json", "train_config.json", "loss_curve.png", "model/model.safetensors"):
+        assert (run / f).exists(), f
+    assert not (run / "checkpoints").exists()
+    model = AutoModelForCausalLM.from_pretrained(run / "model")
+    tok = AutoTokenizer.from_pretrained(run / "model")
+    out = model.generate(**tok("Hello", return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > 1
+    with pytest.raises(Exception, match="already registered"):
+        train(tiny_config(tiny_model, method="full", max_steps=1, workspace=ws, name="tiny-full"))
+
+
+def test_resume_follows_the_uninterrupted_trajectory(tiny_model, tmp_path):
+    # LoRA with dropout: resuming must restore the adapter, optimizer, schedule, data position and RNG.
+    common = dict(method="lora", max_steps=6, lora_rank=4, lora_dropout=0.1, eval_qa_examples=0, register=False)
+    full = train(tiny_config(tiny_model, output=tmp_path / "a", **common))
+
+    stop_at_3 = lambda info: info.step == 3  # noqa: E731
+    first = train(tiny_config(tiny_model, output=tmp_path / "b", callbacks=[stop_at_3], **common))
+    assert first.stopped_early and len(first.losses) == 3 and first.model_path is None
+    assert (tmp_path / "b" / "checkpoints" / "latest").read_text().strip() == "step-000003"
+    resumed = train(tiny_config(tiny_model, output=tmp_path / "b", resume=True, **common))
+    assert len(resumed.losses) == 6
+    assert resumed.losses == pytest.approx(full.losses, rel=1e-5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_on_gloo_matches_one_process(tiny_model, tmp_path):
+    """2 ranks x micro-batch 2 must follow one process with micro-batch 4 (same global batch)."""
+    single = train(tiny_config(tiny_model, method="full", max_steps=4, batch_size=4, eval_qa_examples=0,
+                               output=tmp_path / "single", register=False))
+    ws = tmp_path / "ws"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "-m", "finetune.cli", "--workspace", str(ws), "finetune", "--method", "full", "--base", str(tiny_model),
+           "--qa", str(QA), "--max-steps", "4", "--batch-size", "2", "--max-length", "96", "--lr", "3e-3",
+           "--eval-qa-examples", "0", "--device", "cpu", "--name", "ddp", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((ws / "models" / "ddp" / "metrics.json").read_text())
+    assert info["metrics"]["world_size"] == 2
+    assert info["losses"] == pytest.approx(single.losses, rel=1e-4)
+    assert Registry(ws).get("ddp")["method"] == "full"
+
+
+def test_conversation_log_export_is_training_data(tiny_model, tmp_path):
+    from assistant.config import Config
+    from assistant.log import ConversationLog, log_url
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with ConversationLog.open(log_url(Config.load(ws), ws)) as clog:
+        for q, a, rating, correction in [("Port?", "7443", 1, None), ("Owner?", "Nobody", -1, "The Discovery team"),
+                                         ("Size?", "Huge", -1, None), ("Zone?", "UTC", 0, None)]:
+            cid = clog.start_conversation()
+            qid = clog.record_question(cid, q, task="qa")
+            aid = clog.begin_answer(cid, qid, task="qa", model="smollm2", options={})
+            clog.finish_answer(aid, content=a, sources=[])
+            clog.add_feedback(aid, rating=rating, correction=correction)
+    res = train(tiny_config(tiny_model, method="full", qa=[], from_log=True, workspace=ws, max_steps=2,
+                            val_fraction=0.0, name="from-log"))
+    assert res.stats["log"] == {"kept_positive": 1, "kept_correction": 1, "skipped_negative": 1, "skipped_unrated": 0}
+    assert res.stats["train_examples"] == 2  # the unrated answer is not even exported (rated_only)
+
+
+def test_out_of_memory_ends_with_advice(tiny_model, tmp_path):
+    def boom(info):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(OutOfMemory) as err:
+        train(tiny_config(tiny_model, method="full", max_steps=2, output=tmp_path / "o", register=False,
+                          eval_qa_examples=0, callbacks=[boom]))
+    msg = str(err.value)
+    assert "Tried to allocate" in msg and "--grad-checkpointing" in msg and "--method lora" in msg and "--batch-size 2" in msg
+
+
+@pytest.mark.slow
+def test_lora_on_default_model_learns_registers_and_merges_exactly(tmp_path):
+    """The real SmolLM2: a few LoRA steps lower the loss; the merged model equals base + adapter."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ws = tmp_path / "ws"
+    two = tmp_path / "two.jsonl"  # the same two records every step: the loss must fall
+    two.write_text("".join(QA.read_text().splitlines(keepends=True)[:2]))
+    res = train(TrainConfig(method="lora", qa=[two], max_length=96, batch_size=2, max_steps=5, lr=2e-3,
+                            lora_rank=8, val_fraction=0.0, workspace=ws, name="smol-lora", use=True, progress=False))
+    assert res.losses[-1] < res.losses[0] - 0.3, res.losses
+    assert res.metrics["trainable_params"] < 0.1 * res.metrics["total_params"]
+    reg = Registry(ws)
+    assert reg.current == "smol-lora"
+    merged_dir = reg.model_dir("smol-lora")
+    tok = AutoTokenizer.from_pretrained(merged_dir)
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    prompt = tok.apply_chat_template([{"role": "user", "content": "How often are backups taken?"}],
+                                     tokenize=False, add_generation_prompt=True)
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    out = merged.generate(**enc, max_new_tokens=12, do_sample=False)
+    assert tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    from assistant.model_paths import resolve_generator
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_generator("smollm2"))
+    adapted = PeftModel.from_pretrained(base, ws / "models" / reg.get("smol-lora")["adapter_path"]).eval()
+    with torch.no_grad():
+        a = adapted(**enc).logits
+        b = merged(**enc).logits
+        with adapted.disable_adapter():
+            untuned = adapted(**enc).logits
+    assert torch.allclose(a, b, atol=2e-3), (a - b).abs().max()
+    assert (a - untuned).abs().max() > 1e-2  # the adapter really changed the model
