@@ -46,9 +46,9 @@ def document_names(text: str) -> list[str]:
     for rx, trim in ((_AFTER_VERB_RE, _TRIM_WORDS), (_AFTER_VERB_ZH, _TRIM_ZH)):
         m = rx.search(text)
         if m:
-            name = m.group(1).strip().rstrip(".?!。？！")
-            for _ in range(3):
-                name = trim.sub("", name).strip()
+            name = m.group(1)
+            for _ in range(4):
+                name = trim.sub("", name.strip().rstrip(".?!。？！,，;:")).strip()
             if name:
                 names.append(name)
     variants: list[str] = []
