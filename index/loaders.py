@@ -269,11 +269,14 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
             meta_title = (meta.title or "").strip() if meta else ""
         except Exception:
             pass
+        outline = _outline_by_page(reader)
         sections = []
+        current: list[str] = []
         for number, page in enumerate(reader.pages, start=1):
+            current = outline.get(number, current)
             text = page.extract_text() or ""
             if text.strip():
-                sections.append(Section(text, [], None, page=number))
+                sections.append(Section(text, list(current), None, page=number))
     except LoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -283,6 +286,33 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
     if not sections:
         raise LoadError("PDF has no extractable text (scanned images need OCR, which is not supported)")
     return LoadedDocument(str(path), meta_title or path.stem, "pdf", sections)
+
+
+def _outline_by_page(reader) -> dict[int, list[str]]:
+    """Bookmark heading path in force from each page that starts a bookmark (1-based pages)."""
+    starts: dict[int, list[str]] = {}
+
+    def walk(items, prefix: list[str]) -> None:
+        last: str | None = None
+        for item in items:
+            if isinstance(item, list):
+                if last is not None:
+                    walk(item, prefix + [last])
+                continue
+            try:
+                number = reader.get_destination_page_number(item) + 1
+                title = " ".join(str(item.title).split())
+            except Exception:  # noqa: BLE001 - a broken bookmark only loses its heading
+                continue
+            if title:
+                starts.setdefault(number, prefix + [title])
+                last = title
+
+    try:
+        walk(reader.outline, [])
+    except Exception:  # noqa: BLE001
+        return {}
+    return starts
 
 
 # --- DOCX ----------------------------------------------------------------------------------

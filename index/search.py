@@ -118,13 +118,11 @@ def locator(chunk: dict, file_type: str) -> str:
         a, b = chunk["start_line"], chunk.get("end_line") or chunk["start_line"]
         lines = f"line {a}" if a == b else f"lines {a}-{b}"
     heading = chunk.get("heading") or ""
+    if chunk.get("page"):
+        return f"{heading}, page {chunk['page']}" if heading else f"page {chunk['page']}"
     if file_type in CODE_TYPES:
         return f"{heading}, {lines}" if heading and lines else (heading or lines)
-    if heading:
-        return heading
-    if chunk.get("page"):
-        return f"page {chunk['page']}"
-    return lines
+    return heading or lines
 
 
 def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:

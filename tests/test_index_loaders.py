@@ -180,3 +180,18 @@ def test_unsupported_extension_and_latin1():
         load_document(Path("/tmp/x.xyz"), b"hello")
     doc = load_document(Path("/tmp/x.txt"), "Café crème brûlée, déjà vu à Paris.".encode("latin-1"))
     assert "Café" in doc.sections[0].text
+
+
+def test_pdf_bookmarks_give_pages_a_heading_path(tmp_path):
+    build = _build_module()
+    pages = [["Cover page text."], ["Alerts fire to the pager."], ["Escalate after thirty minutes."],
+             ["Postmortems are blameless."]]
+    pdf = build.make_pdf(tmp_path / "outlined.pdf", pages=pages,
+                         outline=[("Operations", 1, None), ("Escalation", 2, "Operations"), ("Review", 3, None)])
+    doc = load_document(pdf, pdf.read_bytes())
+    assert [(s.page, s.heading) for s in doc.sections] == [
+        (1, []), (2, ["Operations"]), (3, ["Operations", "Escalation"]), (4, ["Review"])]
+    from index.search import locator
+
+    assert locator({"heading": "Operations > Escalation", "page": 3}, "pdf") == "Operations > Escalation, page 3"
+    assert locator({"heading": "", "page": 1}, "pdf") == "page 1"
