@@ -56,6 +56,8 @@ class StepInfo:
     tokens_per_s: float
     mfu: float | None
     epoch: float
+    seconds: float = 0.0  # wall time of this step (all micro-batches, optimizer included)
+    tokens: int = 0  # non-padding tokens processed in this step, all ranks
 
 
 @dataclass
@@ -454,7 +456,7 @@ def _loop(ddp_model, model, optimizer, data, config, rt, state, total_steps, ste
                 val = perplexity(unwrap_ddp(model), data.val, pad_id, batch_size=config.batch_size, device=rt.device, autocast=rt.autocast)
                 state["val_losses"].append((state["step"], val["loss"]))
                 bar.write(f"step {state['step']}: validation loss {val['loss']:.4f} (ppl {val['perplexity']:.2f})")
-            info = StepInfo(state["step"], total_steps, step_loss, lr, tps, mfu, state["step"] / steps_per_epoch)
+            info = StepInfo(state["step"], total_steps, step_loss, lr, tps, mfu, state["step"] / steps_per_epoch, dt_s, step_tokens)
             stop = any(bool(cb(info)) for cb in config.callbacks)
             stop = rt.all_reduce_sum(float(stop)) > 0
             if stop or (config.save_every and state["step"] % config.save_every == 0 and state["step"] < total_steps):
