@@ -111,7 +111,7 @@ def test_answer_marks_unsupported_sentences_and_escapes_sources():
     assert '<mark class="unsupported"' in md and "The moon is cheese.</mark>" in md
     assert "Install with pip [1]." in md and "<mark class=\"unsupported\" title=\"Not supported by the cited passages: check the sources\">Install" not in md
     assert "<script>" not in md and "&lt;script&gt;" in md  # passage text is escaped
-    assert "Guide &lt;b&gt;" in md and "<b>pip install it</b>" in md  # snippet highlighted in context
+    assert "Guide &lt;b&gt;" in md and "<span class=\"src-hit\">pip install it</span>" in md  # snippet highlighted in context
     assert md.count('<details class="source">') == 1
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 TASKS = [("Auto", "auto"), ("Question", "qa"), ("Summarise", "summarize"), ("Code", "code")]
 CHAT_CONCURRENCY = 4  # simultaneous answers; more only queue up on a 2-core machine
 CSS = """
-.gradio-container {max-width: 1200px !important; margin: auto;}
+
 mark.unsupported {background: #fde68a; text-decoration: underline dotted #b45309; color: inherit;}
 .unsupported-note {color: #b45309; font-size: 0.9em;}
 .sources {margin-top: .6em; border-top: 1px solid var(--border-color-primary); padding-top: .4em; font-size: .92em;}
@@ -31,6 +31,7 @@ details.source {margin: .25em 0;}
 details.source summary {cursor: pointer;}
 .src-snippet {color: var(--body-text-color-subdued); display: block; margin-left: 1.6em;}
 .src-path {font-family: var(--font-mono); font-size: .85em; color: var(--body-text-color-subdued); margin: .3em 0;}
+.src-hit {background: rgba(59, 130, 246, .15); border-radius: 3px;}
 .src-passage {white-space: pre-wrap; background: var(--background-fill-secondary); padding: .5em; border-radius: 6px;
   max-height: 22em; overflow: auto;}
 @media (max-width: 640px) { .gradio-container {padding: 4px !important;} #chatbot {height: 60vh !important;} }
@@ -110,6 +111,7 @@ class ChatHandlers:
             return index, ""
         rating = 1 if data.liked is True or data.liked == "Like" else -1
         self.bot.feedback(mid, rating=rating, user=_user(request))
+        gr.Info("Thanks for the rating: it is stored with the answer.")
         return index, f"Rated answer {'👍' if rating > 0 else '👎'}. Add a correction below if you like."
 
     def correct(self, index: int | None, correction: str, msg_ids: dict, request: gr.Request) -> tuple[str, str]:

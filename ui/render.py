@@ -39,12 +39,14 @@ def mark_unsupported(answer: Answer) -> str:
 def _highlight(passage: str, snippet: str) -> str:
     """Escape the passage and highlight the snippet inside it, so the reader sees it in context."""
     esc = html.escape(passage)
-    core = snippet.strip().strip(".… ")
-    if core and len(core) > 12:
-        needle = html.escape(core[:120])
+    core = snippet.strip().strip(".…").strip()
+    if len(core) > 120:
+        core = core[:120].rsplit(" ", 1)[0]  # whole words only
+    if len(core) > 12:
+        needle = html.escape(core)
         i = esc.find(needle)
         if i >= 0:
-            return f"{esc[:i]}<b>{needle}</b>{esc[i + len(needle):]}"
+            return f'{esc[:i]}<span class="src-hit">{needle}</span>{esc[i + len(needle):]}'
     return esc
 
 
@@ -77,9 +79,7 @@ def answer_markdown(answer: Answer) -> str:
     """The full chat message for a finished answer: text (unsupported parts marked) + sources."""
     body = mark_unsupported(answer)
     notes = []
-    if answer.declined:
-        notes.append("_The documents do not seem to cover this; nothing was made up._")
-    elif answer.sentences and not answer.supported:
+    if answer.sentences and not answer.supported and not answer.declined:
         notes.append('<span class="unsupported-note">⚠ Highlighted sentences are not supported by the sources.</span>')
     parts = [body.rstrip(), *notes]
     block = sources_html(answer.sources)
