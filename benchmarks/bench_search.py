@@ -6,7 +6,8 @@ Sections, all in one run:
      `index.evaluation.evaluate`: recall@1/5/10, MRR, nDCG@10 of dense, keyword and hybrid.
      A question also counts as answered by a topic page that contains the expected page
      verbatim (e.g. "compound" contains "for"), found by text inclusion, not by hand.
-  2. Latency of one query at 10k and 100k chunks (synthetic clustered vectors + synthetic text):
+  2. Latency of one query at 10k and 100k chunks (synthetic clustered vectors + synthetic text;
+     the index kind the default picks: flat at 10k, IVF at 100k):
      p50/p95 of dense, keyword and hybrid ranking, plus the real query embedding.
   3. Approximate index (IVF, HNSW) at 100k: recall@10 against exact search and the speed-up.
   4. (--million) dense-only exact vs IVF at 1M vectors.
@@ -81,7 +82,7 @@ def clustered_vectors(n: int, rng: np.random.Generator, clusters: int = 1000) ->
     return out
 
 
-def synthetic_state(n: int, rng: np.random.Generator, kind: str = "flat") -> State:
+def synthetic_state(n: int, rng: np.random.Generator, kind: str = "auto") -> State:
     vocab = [f"term{i}" for i in range(20_000)]
     weights = 1.0 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()

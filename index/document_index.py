@@ -237,6 +237,11 @@ class DocumentIndex:
                 self._query_cache.pop(next(iter(self._query_cache)))
         return vec
 
+    def clear_query_cache(self) -> None:
+        """Forget cached query vectors (evaluation clears it so each mode pays its own embedding)."""
+        with self._lock:
+            self._query_cache.clear()
+
     def _rerank(self, query: str, texts: list[str]) -> list[float]:
         if self._reranker is None:
             try:

@@ -83,6 +83,9 @@ def evaluate(index: "DocumentIndex", qa_file: Path, ks: Sequence[int] = (1, 5, 1
                               "modes": {}, "misses": {}, "per_question": []}
     ranks: dict[str, list[int | None]] = {m: [] for m in modes}
     for mode in modes:
+        clear = getattr(index, "clear_query_cache", None)
+        if clear is not None:
+            clear()  # each mode pays for its own query embeddings in ms_per_query
         started = time.perf_counter()
         for item in items:
             hits = index.search(item["question"], k=depth, mode=mode)

@@ -146,3 +146,14 @@ def test_approximate_index_past_threshold_keeps_recall(tmp_path):
     idx.ingest([tmp_path / "docs"], progress=False)
     assert idx.manifest["index"]["kind"] == "ivf" and idx.count == 421
     assert "zeppelin" in idx.search("zeppelin hangar colour", k=1, mode="dense")[0].text
+
+
+def test_gpu_request_falls_back_to_cpu_when_there_is_none():
+    import faiss
+
+    vectors = np.eye(8, 16, dtype=np.float32)
+    index = VectorIndex.build(vectors, 16, kind="flat", use_gpu=True)
+    scores, ids = index.search(vectors[3], 2)
+    assert ids[0][0] == 3 and scores[0][0] == pytest.approx(1.0)
+    assert index.on_gpu == (faiss.get_num_gpus() > 0)
+    assert index.describe()["gpu"] == index.on_gpu
