@@ -1,0 +1,44 @@
+"""Training examples in exactly the shape the QA task sends to the model.
+
+The served model only ever sees "passage + instruction + question" (see `assistant.tasks.qa`),
+so a model tuned on bare questions would learn a format it is never asked in. This module
+replays the QA task's own steps (retrieve, relevance gate, re-rank, `build_messages`) and keeps
+the messages it would have sent; the accepted answer becomes the assistant's reply.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from assistant.tasks.base import TaskRequest
+from assistant.tasks.budget import rank_passages, relevance
+from assistant.tasks.qa import build_messages
+
+
+def qa_messages(bot, question: str, *, model: str | None = None) -> list[dict[str, str]] | None:
+    """The messages the QA task would send for `question`, or None when it would decline unasked."""
+    from assistant.core import _Context  # the facade's own task context: same budget, same tokenizer
+
+    ctx = _Context(bot, bot.generator(model))
+    query = " ".join(question.split())
+    request = TaskRequest(text=query, query=query, k=bot.config.top_k)
+    hits = ctx.retrieve(query, request.k)
+    if not hits or relevance(ctx, query, hits) < bot.config.min_relevance:
+        return None
+    ranked = rank_passages(ctx, query, hits)
+    n_ctx = max(1, min(bot.config.context_passages, len(hits)))
+    chosen = [hits[i] for i, _ in ranked[:n_ctx]]
+    messages, _given = build_messages(ctx, request, chosen)
+    return messages
+
+
+def training_record(bot, question: str, answer: str, *, model: str | None = None) -> tuple[dict[str, Any], str]:
+    """A `{"messages": [...]}` SFT record and its format: "rag" (as served) or "closed_book".
+
+    A question the QA task declines before calling the model (nothing relevant indexed) cannot
+    be learnt in the served format, so it is kept closed-book: it still teaches the fact.
+    """
+    messages = qa_messages(bot, question, model=model)
+    if messages is None:
+        return {"messages": [{"role": "user", "content": question},
+                             {"role": "assistant", "content": answer}]}, "closed_book"
+    return {"messages": [*messages, {"role": "assistant", "content": answer}]}, "rag"
