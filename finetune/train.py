@@ -187,16 +187,26 @@ def seed_everything(seed: int) -> None:
 
 def load_base(config: TrainConfig, rt: Runtime):
     """Tokenizer and model on this rank's device, LoRA-wrapped when asked."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from assistant.model_paths import resolve_generator
 
     path = resolve_generator(config.base, Path(config.workspace) if config.workspace else None)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise TrainingError(f"cannot load base model {config.base!r} ({path}): {exc}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # LoRA freezes the base, so it can sit in bf16 on GPU; full tuning keeps fp32 master weights.
-    dtype = torch.bfloat16 if (config.method == "lora" and rt.autocast_dtype == torch.bfloat16) else torch.float32
+    model = build_model(config, path, base_dtype(config, rt))
+    model.to(rt.device)
+    return path, tokenizer, model
+
+
+def build_model(config: TrainConfig, path: str, dtype: torch.dtype):
+    """The base model from `path` (SDPA attention), with a fresh LoRA adapter for method "lora"."""
+    from transformers import AutoModelForCausalLM
+
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
     except OSError as exc:
@@ -217,8 +227,24 @@ def load_base(config: TrainConfig, rt: Runtime):
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
-    model.to(rt.device)
-    return path, tokenizer, model
+    return model
+
+
+def gather_unsharded(model, config: TrainConfig, rt: Runtime, base_path: str, dtype: torch.dtype):
+    """FSDP: collect the full weights (a collective: every rank calls it) into a plain CPU model on rank 0."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not rt.is_main:
+        return None
+    plain = build_model(config, base_path, dtype)
+    missing, unexpected = plain.load_state_dict(state, strict=False)
+    tied = {k for k in missing if "lm_head" in k}  # tied to the embeddings, restored by tie_weights
+    if set(missing) - tied or unexpected:
+        raise TrainingError(f"FSDP gather did not match the model: missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]}")
+    if hasattr(plain, "tie_weights"):
+        plain.tie_weights()
+    return plain
 
 
 def export_log_records(workspace: Path) -> list[dict[str, Any]]:
@@ -332,8 +358,12 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
         metrics["base"] = _evaluate(model, tokenizer, data, config, rt, pad_id)
     rt.barrier()
 
+    fsdp = rt.distributed and config.strategy == "fsdp"
+    if fsdp and (config.save_every or config.resume):
+        raise TrainingError("checkpoints (--save-every/--resume) are not supported with --strategy fsdp yet; use ddp")
     ddp_model = wrap_distributed(model, config, rt)
-    optimizer = make_optimizer(trainable, config, rt)
+    # after wrapping: FSDP swaps every parameter for its sharded version
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config, rt)
     global_batch = config.batch_size * config.grad_accum * rt.world_size
     steps_per_epoch = max(1, math.ceil(len(data.train) / global_batch))
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
@@ -357,8 +387,13 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
                          stopped, data.fingerprint, data.stats)
     if stopped:  # a callback asked to stop: the checkpoint is the product, nothing is registered
         return result
+    if fsdp:  # sharded weights: every rank takes part in evaluation and in gathering the full model
+        tuned = _evaluate(model, tokenizer, data, config, rt, pad_id)
+        model = gather_unsharded(model, config, rt, base_path, base_dtype(config, rt))
+    elif rt.is_main:
+        tuned = _evaluate(model, tokenizer, data, config, rt, pad_id)
     if rt.is_main:
-        metrics["tuned"] = _evaluate(model, tokenizer, data, config, rt, pad_id)
+        metrics["tuned"] = tuned
         losses = state["losses"]
         metrics.update(
             steps=state["step"], tokens=state["tokens"], seconds=round(state["seconds"], 2),
@@ -374,6 +409,11 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
     return result
 
 
+def base_dtype(config: TrainConfig, rt: Runtime) -> torch.dtype:
+    """LoRA freezes the base, so it can sit in bf16 on GPU; full tuning keeps fp32 master weights."""
+    return torch.bfloat16 if (config.method == "lora" and rt.autocast_dtype == torch.bfloat16) else torch.float32
+
+
 def _evaluate(model, tokenizer, data: Dataset, config: TrainConfig, rt: Runtime, pad_id: int) -> dict[str, Any]:
     eval_model = unwrap_ddp(model)
     out: dict[str, Any] = {}
@@ -384,7 +424,7 @@ def _evaluate(model, tokenizer, data: Dataset, config: TrainConfig, rt: Runtime,
         eval_model.config.use_cache = True
         with rt.autocast():
             scores = qa_scores(eval_model, tokenizer, chats, max_new_tokens=config.eval_max_new_tokens,
-                               device=rt.device, progress=config.progress)
+                               device=rt.device, progress=config.progress and rt.is_main)
         eval_model.config.use_cache = False
         out.update(scores)
     return out
@@ -452,14 +492,19 @@ def _loop(ddp_model, model, optimizer, data, config, rt, state, total_steps, ste
                 post["mfu"] = f"{mfu:.1%}"
             bar.set_postfix(post)
             bar.update(1)
-            if config.eval_every and state["step"] % config.eval_every == 0 and data.val and rt.is_main:
+            fsdp = rt.distributed and config.strategy == "fsdp"  # sharded: every rank joins each forward
+            if config.eval_every and state["step"] % config.eval_every == 0 and data.val and (rt.is_main or fsdp):
                 val = perplexity(unwrap_ddp(model), data.val, pad_id, batch_size=config.batch_size, device=rt.device, autocast=rt.autocast)
                 state["val_losses"].append((state["step"], val["loss"]))
-                bar.write(f"step {state['step']}: validation loss {val['loss']:.4f} (ppl {val['perplexity']:.2f})")
+                if rt.is_main:
+                    bar.write(f"step {state['step']}: validation loss {val['loss']:.4f} (ppl {val['perplexity']:.2f})")
             info = StepInfo(state["step"], total_steps, step_loss, lr, tps, mfu, state["step"] / steps_per_epoch, dt_s, step_tokens)
             stop = any(bool(cb(info)) for cb in config.callbacks)
             stop = rt.all_reduce_sum(float(stop)) > 0
-            if stop or (config.save_every and state["step"] % config.save_every == 0 and state["step"] < total_steps):
+            want_ckpt = stop or (config.save_every and state["step"] % config.save_every == 0 and state["step"] < total_steps)
+            if want_ckpt and config.strategy == "fsdp" and rt.distributed:
+                log.warning("no checkpoint at step %d: not supported with FSDP yet", state["step"])
+            elif want_ckpt:
                 checkpoint.save(ckpt_root, state["step"], model, optimizer, state, rank=rt.rank, world_size=rt.world_size)
             if stop:
                 stopped = True

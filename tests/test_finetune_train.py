@@ -89,7 +89,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_on_gloo_matches_one_process(tiny_model, tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_on_gloo_match_one_process(tiny_model, tmp_path, strategy):
     """2 ranks x micro-batch 2 must follow one process with micro-batch 4 (same global batch)."""
     single = train(tiny_config(tiny_model, method="full", max_steps=4, batch_size=4, eval_qa_examples=0,
                                output=tmp_path / "single", register=False))
@@ -97,14 +98,20 @@ def test_two_process_ddp_on_gloo_matches_one_process(tiny_model, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "finetune.cli", "--workspace", str(ws), "finetune", "--method", "full", "--base", str(tiny_model),
            "--qa", str(QA), "--max-steps", "4", "--batch-size", "2", "--max-length", "96", "--lr", "3e-3",
-           "--eval-qa-examples", "0", "--device", "cpu", "--name", "ddp", "--no-progress"]
+           "--eval-qa-examples", "1", "--eval-every", "2", "--device", "cpu", "--name", strategy, "--no-progress",
+           "--strategy", strategy]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads((ws / "models" / "ddp" / "metrics.json").read_text())
+    info = json.loads((ws / "models" / strategy / "metrics.json").read_text())
     assert info["metrics"]["world_size"] == 2
     assert info["losses"] == pytest.approx(single.losses, rel=1e-4)
-    assert Registry(ws).get("ddp")["method"] == "full"
+    assert len(info["val_losses"]) == 2 and "token_f1" in info["metrics"]["tuned"]
+    assert Registry(ws).get(strategy)["method"] == "full"
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(ws / "models" / strategy / "model")  # the full, unsharded weights
+    assert sum(p.numel() for p in saved.parameters()) == info["metrics"]["total_params"]
 
 
 def test_conversation_log_export_is_training_data(tiny_model, tmp_path):
