@@ -22,7 +22,8 @@ from index import search as searching
 from index.chunking import TokenCounter, load_token_counter
 from index.embedding import Embedder, pick_device
 from index.loaders import file_type_of
-from index.store import DocumentInfo, State, current_generation, empty_state, load_state, write_generation, writer_lock
+from index.store import (DocumentInfo, State, current_generation, empty_state, load_latest, write_generation,
+                         writer_lock)
 from index.types import IngestReport, Source
 from index.vectors import DEFAULT_APPROX_THRESHOLD, VectorIndex, gpu_count
 
@@ -63,6 +64,7 @@ class DocumentIndex:
         self._reranker = None
         self._lock = threading.RLock()
         self._query_cache: dict[str, np.ndarray] = {}
+        self._pointer = state.generation  # what CURRENT said when `state` was loaded
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -85,7 +87,7 @@ class DocumentIndex:
         use_gpu = device != "cpu" and _gpu_wanted(device)
         generation = current_generation(directory)
         if generation:
-            state = load_state(directory, generation, use_gpu)
+            state = load_latest(directory, generation, use_gpu)
             built_with = state.manifest.get("embedder", "")
             if state.chunks and canonical_embedder(built_with) != name:
                 raise EmbedderMismatchError(
@@ -97,9 +99,11 @@ class DocumentIndex:
             state = empty_state({"embedder": name, "dimension": None})
         state.manifest["embedder"] = name
         model = Embedder(name, resolve_embedder(embedder), device)
-        return cls(directory, model, state, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-                   reranker=reranker, device=device, max_file_bytes=max_file_bytes,
-                   approx_threshold=approx_threshold, index_kind=index_kind)
+        index = cls(directory, model, state, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+                    reranker=reranker, device=device, max_file_bytes=max_file_bytes,
+                    approx_threshold=approx_threshold, index_kind=index_kind)
+        index._pointer = generation or ""
+        return index
 
     # --- properties -------------------------------------------------------------------------
 
@@ -124,12 +128,12 @@ class DocumentIndex:
     def _current(self) -> State:
         """The loaded state, reloaded first if another process has committed a newer generation."""
         generation = current_generation(self.directory)
-        if generation and generation != self._state.generation:
+        if generation and generation != self._pointer:
             with self._lock:
-                if generation != self._state.generation:
-                    state = load_state(self.directory, generation, self._use_gpu())
+                if generation != self._pointer:
+                    state = load_latest(self.directory, generation, self._use_gpu())
                     state.manifest["embedder"] = state.manifest.get("embedder") or self.embedder_name
-                    self._state = state
+                    self._state, self._pointer = state, generation
         return self._state
 
     def _use_gpu(self) -> bool:
@@ -172,7 +176,7 @@ class DocumentIndex:
             if state is not None:
                 write_generation(self.directory, state)
                 with self._lock:
-                    self._state = state
+                    self._state, self._pointer = state, state.generation
         report.seconds = time.perf_counter() - started
         return report
 

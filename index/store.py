@@ -104,6 +104,29 @@ def load_state(directory: Path, generation: str, use_gpu: bool = False) -> State
     return State(generation, manifest, docs, chunks, vectors, vindex, keyword)
 
 
+def load_latest(directory: Path, generation: str, use_gpu: bool = False) -> State:
+    """Load `generation`; if it is missing or damaged, the newest complete older one, with a warning."""
+    import logging
+
+    try:
+        return load_state(directory, generation, use_gpu)
+    except (OSError, ValueError, KeyError, RuntimeError) as first:
+        error = first
+    for gen in sorted((p.name for p in directory.glob("gen-*") if (p / "manifest.json").exists()), reverse=True):
+        if gen == generation:
+            continue
+        try:
+            state = load_state(directory, gen, use_gpu)
+        except (OSError, ValueError, KeyError, RuntimeError):
+            continue
+        logging.getLogger(__name__).warning(
+            "Index generation %s in %s is unreadable (%s); using %s. The next ingest repairs the pointer.",
+            generation, directory, error, gen)
+        return state
+    raise RuntimeError(f"The index in {directory} is unreadable ({error}) and no earlier generation "
+                       f"is complete; delete the folder and ingest again.") from error
+
+
 def empty_state(manifest: dict[str, Any]) -> State:
     dim = manifest.get("dimension") or 0
     return State("", manifest, {}, [], np.zeros((0, dim), np.float32), None, KeywordIndex(None, 0))

@@ -94,3 +94,19 @@ def test_kill_mid_ingest_keeps_previous_index(tmp_path, where):
     names = sorted(p.name for p in index_dir.iterdir() if p.name.startswith(("gen-", ".gen-")))
     assert not any(n.startswith(".gen-") for n in names) and len(names) <= 2
     assert "lantern" in DocumentIndex.open(index_dir).search("lantern drawer", k=1)[0].text
+
+
+def test_damaged_current_generation_falls_back_to_the_previous_one(tmp_path, caplog):
+    write_docs(tmp_path / "a", "teapot", 2)
+    write_docs(tmp_path / "b", "lantern", 2)
+    idx = DocumentIndex.open(tmp_path / "index")
+    idx.ingest([tmp_path / "a"], progress=False)
+    idx.ingest([tmp_path / "b"], progress=False)
+    current = tmp_path / "index" / idx.manifest["generation"]
+    (current / "chunks.jsonl").write_text("{ damaged")  # e.g. a disk error after the commit
+    with caplog.at_level("WARNING"):
+        reopened = DocumentIndex.open(tmp_path / "index")
+    assert "unreadable" in caplog.text and reopened.count == 2  # the previous generation: teapots only
+    assert "teapot" in reopened.search("teapot drawer", k=1)[0].text
+    report = reopened.ingest([tmp_path / "b"], progress=False)  # repairs: a new, complete generation
+    assert len(report.added) == 2 and DocumentIndex.open(tmp_path / "index").count == 4
