@@ -139,8 +139,9 @@ def main() -> None:
         rows, results = [], {}
         for n in args.concurrency:
             base = None
+            rounds = max(args.rounds, -(-4 // n))  # at least 4 answers per cell
             for name, run in modes.items():
-                t = concurrent(run, n, args.rounds)
+                t = concurrent(run, n, rounds)
                 ttft, total = median([x[0] for x in t]), median([x[1] for x in t])
                 results.setdefault(str(n), {})[name] = {"median_ttft_ms": ttft, "median_total_ms": total,
                                                         "samples": [list(x) for x in t]}

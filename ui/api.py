@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -47,9 +48,14 @@ class ChatRequest(BaseModel):
     k: int | None = None
 
 
-def api_router(bot: Any, access: AccessPolicy) -> APIRouter:
-    """Routes bound to one assistant; /v1 needs a bearer key whenever logins or keys are set."""
+def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4) -> APIRouter:
+    """Routes bound to one assistant; /v1 needs a bearer key whenever logins or keys are set.
+
+    At most `max_concurrent` answers are generated at once; more wait their turn. On a small
+    CPU machine running 8 at once is slower for everyone than 4 at a time (bench_serve.py).
+    """
     router = APIRouter()
+    slots = threading.BoundedSemaphore(max_concurrent)
 
     def require_key(request: Request) -> None:
         if not access.api_needs_key:
@@ -75,10 +81,18 @@ def api_router(bot: Any, access: AccessPolicy) -> APIRouter:
         kwargs = _ask_kwargs(bot, req, history)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if req.stream:
-            events = bot.stream_events(question, **kwargs)
+            events = _limited(slots, lambda: bot.stream_events(question, **kwargs))
             return StreamingResponse(iterate_in_threadpool(_sse(events, cid, req.model or _model_name(bot))),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        answer = await run_in_threadpool(bot.ask, question, **kwargs)
+
+        def answer_one():
+            with slots:
+                return bot.ask(question, **kwargs)
+
+        try:
+            answer = await run_in_threadpool(answer_one)
+        except (ValueError, KeyError) as exc:  # empty question, unknown conversation
+            raise HTTPException(400, str(exc).strip("'\"")) from exc
         return _completion(answer, cid, req.model or _model_name(bot))
 
     return router
@@ -110,6 +124,12 @@ def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]]) -> di
     if history and "history" in inspect.signature(bot.ask).parameters:
         kw["history"] = history  # older facades without a history argument answer standalone
     return kw
+
+
+def _limited(slots: threading.BoundedSemaphore, start: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    """Run a stream while holding one generation slot (waiting for it in the worker thread)."""
+    with slots:
+        yield from start()
 
 
 def _sse(events: Iterator[Any], cid: str, model: str) -> Iterator[str]:

@@ -38,10 +38,18 @@ class RunningServer:
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     def close(self, timeout: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
+        # Browsers and gradio_client keep a heartbeat stream open that never ends by itself;
+        # uvicorn cancels it after the grace period and logs that as an error. It is not one.
+        quiet = logging.getLogger("uvicorn.error")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            if self._server is not None:
+                self._server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(timeout)
+        finally:
+            quiet.setLevel(level)
 
     def wait(self) -> None:
         """Block until the server stops (Ctrl+C stops it)."""
@@ -70,7 +78,7 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
 
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(api_router(bot, access))  # before the mount at "/", which catches the rest
+    app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY))  # before the mount at "/", which catches the rest
     demo = build_app(bot, uploads=uploads, allow_folder_ingest=allow_folder_ingest,
                      chat_concurrency=chat_concurrency or CHAT_CONCURRENCY)
     auth = (lambda u, p: check_login(access.logins, u, p)) if access.auth_on else None
