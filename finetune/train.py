@@ -185,8 +185,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_base(config: TrainConfig, rt: Runtime):
-    """Tokenizer and model on this rank's device, LoRA-wrapped when asked."""
+def load_tokenizer(config: TrainConfig) -> tuple[str, Any]:
+    """Resolve the base model's location and load its tokenizer (cheap: data is checked before the model loads)."""
     from transformers import AutoTokenizer
 
     from assistant.model_paths import resolve_generator
@@ -198,9 +198,7 @@ def load_base(config: TrainConfig, rt: Runtime):
         raise TrainingError(f"cannot load base model {config.base!r} ({path}): {exc}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = build_model(config, path, base_dtype(config, rt))
-    model.to(rt.device)
-    return path, tokenizer, model
+    return path, tokenizer
 
 
 def build_model(config: TrainConfig, path: str, dtype: torch.dtype):
@@ -336,7 +334,7 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
 
         if name in Registry(config.workspace).list():
             raise TrainingError(f"a model named {name!r} is already registered; pick another --name or pass --overwrite")
-    base_path, tokenizer, model = load_base(config, rt)
+    base_path, tokenizer = load_tokenizer(config)
     log_records = config.log_records
     if config.from_log:
         if not config.workspace:
@@ -346,6 +344,7 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
         tokenizer, docs=config.docs, qa=config.qa, logs=config.logs, log_records=log_records,
         max_length=config.max_length, val_fraction=config.val_fraction,
     )
+    model = build_model(config, base_path, base_dtype(config, rt)).to(rt.device)
     pad_id = tokenizer.pad_token_id
     n_total = sum(p.numel() for p in model.parameters())
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -180,3 +180,26 @@ def test_lora_on_default_model_learns_registers_and_merges_exactly(tmp_path):
             untuned = adapted(**enc).logits
     assert torch.allclose(a, b, atol=2e-3), (a - b).abs().max()
     assert (a - untuned).abs().max() > 1e-2  # the adapter really changed the model
+
+
+def test_cli_reports_a_bad_record_with_its_line_and_trains_nothing(tiny_model, tmp_path, capsys):
+    from finetune.cli import main
+
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text(QA.read_text() + '{"question": "unterminated?", "answer": \n')
+    ws = tmp_path / "ws"
+    code = main(["--workspace", str(ws), "finetune", "--base", str(tiny_model), "--qa", str(bad), "--max-steps", "1",
+                 "--no-progress", "--name", "never"])
+    assert code == 2
+    assert f"{bad}:13: not valid JSON" in capsys.readouterr().err
+    assert not (ws / "models" / "registry.json").exists() and not (ws / "models" / "never").exists()
+
+
+def test_evaluate_model_scores_a_saved_model(tiny_model):
+    from finetune.evaluate import evaluate_model
+
+    records = [json.loads(line) for line in QA.read_text().splitlines()[:3]]
+    res = evaluate_model(str(tiny_model), records, max_new_tokens=4, progress=False)
+    assert res["n"] == 3 and 0.0 <= res["token_f1"] <= 1.0 and res["exact_match"] == 0.0
+    assert res["perplexity"] > 1000  # a random model over a 49k vocabulary is nearly uniform
+    assert len(res["samples"]) == 3
