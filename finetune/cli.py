@@ -34,6 +34,8 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--logs", type=Path, action="append", default=[], metavar="FILE.jsonl",
                    help="conversation log export: keeps thumbs-up answers and corrections; repeatable")
     d.add_argument("--from-log", action="store_true", help="export this workspace's conversation log and train on it")
+    d.add_argument("--from-index", action="store_true",
+                   help="continued pre-training on the text of this workspace's index (every format ingest reads: PDF, DOCX, HTML...)")
     d.add_argument("--val-fraction", type=float, default=0.1,
                    help="share held out (by content hash) for evaluation; more = steadier metrics, less to learn from")
     m = p.add_argument_group("model")
@@ -90,7 +92,7 @@ def _config_from_args(args):
     from finetune.train import TrainConfig
 
     return TrainConfig(
-        base=args.base, method=args.method, docs=args.docs, qa=args.qa, logs=args.logs, from_log=args.from_log,
+        base=args.base, method=args.method, docs=args.docs, qa=args.qa, logs=args.logs, from_log=args.from_log, from_index=args.from_index,
         val_fraction=args.val_fraction, max_length=args.max_length, epochs=args.epochs, max_steps=args.max_steps,
         lr=args.lr, warmup_steps=args.warmup_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
         grad_checkpointing=args.grad_checkpointing, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,

@@ -194,6 +194,29 @@ def load_documents(paths: Iterable[Path]) -> list[Document]:
     return docs
 
 
+def load_index_chunks(workspace: Path) -> list[Document]:
+    """The text of every chunk in the workspace's index (whatever the loaders read: PDF, DOCX, HTML...).
+
+    Reads the current generation's `chunks.jsonl` through `index.store`, so it sees exactly what
+    `assistant ingest` committed, without loading FAISS or the embedder.
+    """
+    from index.store import current_generation
+
+    directory = Path(workspace) / "index"
+    generation = current_generation(directory)
+    if generation is None:
+        raise DataError(f"{directory}: no index yet; run `assistant ingest PATH` first or pass --docs")
+    chunks_file = directory / generation / "chunks.jsonl"
+    docs = [
+        Document(f"{obj.get('path', '?')}#{obj.get('ordinal', n)}", obj["text"])
+        for n, obj in read_jsonl(chunks_file)
+        if isinstance(obj.get("text"), str) and obj["text"].strip()
+    ]
+    if not docs:
+        raise DataError(f"{chunks_file}: the index holds no text chunks")
+    return docs
+
+
 # --- split and fingerprint -------------------------------------------------------------------
 
 
@@ -302,13 +325,15 @@ def build_dataset(
     qa: Iterable[Path] = (),
     logs: Iterable[Path] = (),
     log_records: Iterable[dict[str, Any]] | None = None,
+    documents: Iterable[Document] = (),
     max_length: int = 512,
     val_fraction: float = 0.1,
 ) -> Dataset:
     """Read, validate, split (by record) and tokenise every source into one `Dataset`."""
     docs, qa, logs = [Path(p) for p in docs], [Path(p) for p in qa], [Path(p) for p in logs]
-    if not (docs or qa or logs or log_records is not None):
-        raise DataError("no training data: give documents (--docs), Q&A files (--qa) or a log export (--logs/--from-log)")
+    extra_docs = list(documents)
+    if not (docs or qa or logs or extra_docs or log_records is not None):
+        raise DataError("no training data: give documents (--docs/--from-index), Q&A files (--qa) or a log export (--logs/--from-log)")
     stats: dict[str, Any] = {}
     chats: list[Chat] = []
     for path in qa:
@@ -326,7 +351,7 @@ def build_dataset(
         log_counts = {k: log_counts.get(k, 0) + v for k, v in counts.items()}
     if log_counts:
         stats["log"] = log_counts
-    documents = load_documents(docs) if docs else []
+    documents = (load_documents(docs) if docs else []) + extra_docs
     stats["documents"] = len(documents)
 
     train_chats, val_chats = split(chats, _chat_key, val_fraction)

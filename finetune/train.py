@@ -71,6 +71,7 @@ class TrainConfig:
     logs: list[Path] = field(default_factory=list)  # conversation log exports (JSONL)
     log_records: list[dict[str, Any]] | None = None  # the same, already in memory
     from_log: bool = False  # export WORKSPACE's conversation log (rated messages) and train on it
+    from_index: bool = False  # the text of WORKSPACE's indexed chunks (any format ingest reads), packed like docs
     val_fraction: float = 0.1  # held out by content hash; more = steadier metrics, less to learn from
     max_length: int = 512  # tokens per sequence; memory and time grow with it (attention quadratically)
     # Optimisation
@@ -340,8 +341,15 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
         if not config.workspace:
             raise TrainingError("from_log needs a workspace whose conversation log to export")
         log_records = (log_records or []) + export_log_records(Path(config.workspace))
+    index_docs = []
+    if config.from_index:
+        if not config.workspace:
+            raise TrainingError("from_index needs a workspace whose index to read")
+        from finetune.data import load_index_chunks
+
+        index_docs = load_index_chunks(Path(config.workspace))
     data = build_dataset(
-        tokenizer, docs=config.docs, qa=config.qa, logs=config.logs, log_records=log_records,
+        tokenizer, docs=config.docs, qa=config.qa, logs=config.logs, log_records=log_records, documents=index_docs,
         max_length=config.max_length, val_fraction=config.val_fraction,
     )
     model = build_model(config, base_path, base_dtype(config, rt)).to(rt.device)

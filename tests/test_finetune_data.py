@@ -143,3 +143,24 @@ def test_build_dataset_mixes_sources_with_a_fingerprint(tokenizer, tmp_path):
     assert changed.fingerprint != ds.fingerprint
     with pytest.raises(DataError, match="no training data"):
         build_dataset(tokenizer)
+
+
+def test_index_chunks_are_documents(tokenizer, tmp_path):
+    """The text `assistant ingest` committed (a real index) becomes continued pre-training data."""
+    from index.document_index import DocumentIndex
+
+    from finetune.data import load_index_chunks
+
+    with pytest.raises(DataError, match="no index yet"):
+        load_index_chunks(tmp_path / "ws")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "keys.md").write_text("# Keys\n\nRotate the signing keys with `keyctl rotate --all` every 90 days.\n")
+    (src / "page.html").write_text("<html><body><h1>Backups</h1><p>Backups run nightly at 02:00 UTC.</p></body></html>")
+    report = DocumentIndex.open(tmp_path / "ws" / "index").ingest([src], progress=False)
+    assert not report.failed
+    docs = load_index_chunks(tmp_path / "ws")
+    text = " ".join(d.text for d in docs)
+    assert "keyctl rotate --all" in text and "nightly at 02:00 UTC" in text and "<p>" not in text
+    ds = build_dataset(tokenizer, documents=docs, max_length=64, val_fraction=0.0)
+    assert ds.stats["documents"] == len(docs) and all(e.source == "docs" for e in ds.train)
