@@ -532,7 +532,11 @@ def _save_run(result: TrainResult, model, tokenizer, config: TrainConfig, base_p
         result.adapter_path = export.save_adapter(model, out_dir / "adapter")
     export.save_merged(model, tokenizer, out_dir / "model", is_peft=is_peft)
     result.model_path = out_dir / "model"
-    plot_losses(out_dir / "loss_curve.png", result.losses, result.val_losses, title=f"{result.name} ({config.method})")
+    val_points = list(result.val_losses)
+    base_loss, tuned_loss = (result.metrics.get(k, {}).get("loss") for k in ("base", "tuned"))
+    if base_loss is not None and tuned_loss is not None:  # validation before (step 0) and after training
+        val_points = [(0, base_loss)] + [p for p in val_points if p[0] != len(result.losses)] + [(len(result.losses), tuned_loss)]
+    plot_losses(out_dir / "loss_curve.png", result.losses, val_points, title=f"{result.name} ({config.method})")
     info = {
         "name": result.name, "base": config.base, "base_path": base_path, "method": config.method, "created_at": created,
         "data_fingerprint": data.fingerprint, "data": data.stats, "config": config.to_json(), "metrics": result.metrics,
