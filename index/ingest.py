@@ -94,22 +94,25 @@ def run_ingest(index: "DocumentIndex", base: State, paths: list[Path], *, prune:
         return report, None
     loaded: list[tuple[LoadedDocument, DocumentInfo, list]] = []
     touched: set[str] = set()  # stored docs to drop: updated (re-added below) or pruned
+    # A file chunked with other sizes is re-chunked even when unchanged, so granularities do not mix.
+    chunking = {"chunk_tokens": index.chunk_tokens, "chunk_overlap": index.chunk_overlap}
     rep.stage("Loading files", len(files))
     counter = index._token_counter() if files else None
     for n, path in enumerate(files, start=1):
         key = str(path)
         old = base.documents.get(key)
+        rechunk = old is not None and (old.chunk_tokens, old.chunk_overlap) != (index.chunk_tokens, index.chunk_overlap)
         try:
             st = path.stat()
             if st.st_size > index.max_file_bytes:
                 raise LoadError(f"file too large ({st.st_size / 1e6:.1f} MB > limit "
                                 f"{index.max_file_bytes / 1e6:.1f} MB; raise max_file_bytes to index it)")
-            if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            if old is not None and not rechunk and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                 report.skipped.append(key)
                 continue
             data = path.read_bytes()
             digest = sha256_bytes(data)
-            if old is not None and old.sha256 == digest:
+            if old is not None and not rechunk and old.sha256 == digest:
                 report.skipped.append(key)
                 continue
             doc = load_document(path, data)
@@ -128,7 +131,8 @@ def run_ingest(index: "DocumentIndex", base: State, paths: list[Path], *, prune:
             continue
         finally:
             rep.update(n)
-        info = DocumentInfo(key, doc.title, doc.file_type, len(chunks), digest, st.st_size, st.st_mtime_ns, now_iso())
+        info = DocumentInfo(key, doc.title, doc.file_type, len(chunks), digest, st.st_size, st.st_mtime_ns, now_iso(),
+                            index.chunk_tokens, index.chunk_overlap)
         loaded.append((doc, info, chunks))
         if old is not None:
             touched.add(key)
@@ -176,7 +180,7 @@ def run_ingest(index: "DocumentIndex", base: State, paths: list[Path], *, prune:
     keyword = KeywordIndex.build([embed_text(titles[c["path"]], c["heading"], c["text"]) for c in chunks_all])
     manifest = dict(base.manifest, embedder=index.embedder_name, dimension=int(dimension),
                     embedder_path=index._embedder.model_path,
-                    chunking={"chunk_tokens": index.chunk_tokens, "chunk_overlap": index.chunk_overlap},
+                    chunking=chunking,
                     index={"kind": vindex.kind, "params": vindex.params},
                     roots=sorted(set(base.manifest.get("roots", [])) | {str(r) for r in roots}))
     return report, State("", manifest, documents, chunks_all, vectors, vindex, keyword)

@@ -43,6 +43,8 @@ class DocumentInfo:
     size: int
     mtime_ns: int = 0
     ingested_at: str = ""
+    chunk_tokens: int = 0  # the chunking it was cut with; a change re-chunks it on the next ingest
+    chunk_overlap: int = 0
 
 
 @dataclass

@@ -157,3 +157,12 @@ def test_gpu_request_falls_back_to_cpu_when_there_is_none():
     assert ids[0][0] == 3 and scores[0][0] == pytest.approx(1.0)
     assert index.on_gpu == (faiss.get_num_gpus() > 0)
     assert index.describe()["gpu"] == index.on_gpu
+
+
+def test_changing_chunk_size_rechunks_unchanged_files(tmp_path, docs):
+    DocumentIndex.open(tmp_path / "index").ingest([docs], progress=False)
+    smaller = DocumentIndex.open(tmp_path / "index", chunk_tokens=64, chunk_overlap=8)
+    report = smaller.ingest([docs], progress=False)
+    assert len(report.updated) == 3 and not report.skipped
+    assert {(d.chunk_tokens, d.chunk_overlap) for d in smaller.documents()} == {(64, 8)}
+    assert len(smaller.ingest([docs], progress=False).skipped) == 3
