@@ -203,3 +203,13 @@ def test_evaluate_model_scores_a_saved_model(tiny_model):
     assert res["n"] == 3 and 0.0 <= res["token_f1"] <= 1.0 and res["exact_match"] == 0.0
     assert res["perplexity"] > 1000  # a random model over a 49k vocabulary is nearly uniform
     assert len(res["samples"]) == 3
+
+
+def test_accumulation_and_checkpointing_do_not_change_the_math(tiny_model, tmp_path):
+    """Micro-batch 4 == 2 x accumulated micro-batch 2 == the same with activation recomputation."""
+    common = dict(method="full", max_steps=3, eval_qa_examples=0, register=False, val_fraction=0.0)
+    plain = train(tiny_config(tiny_model, batch_size=4, output=tmp_path / "p", **common))
+    accum = train(tiny_config(tiny_model, batch_size=2, grad_accum=2, output=tmp_path / "a", **common))
+    recompute = train(tiny_config(tiny_model, batch_size=2, grad_accum=2, grad_checkpointing=True, output=tmp_path / "c", **common))
+    assert accum.losses == pytest.approx(plain.losses, rel=1e-4)
+    assert recompute.losses == pytest.approx(plain.losses, rel=1e-4)
