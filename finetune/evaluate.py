@@ -144,11 +144,13 @@ def evaluate_model(
     model=None,
     tokenizer=None,
     progress: bool = True,
+    workspace: Path | None = None,
 ) -> dict[str, Any]:
     """Perplexity of the reference answers, and exact match / token F1 of greedy answers.
 
-    `model_path_or_id` may be a registry name's folder, a local path or a cached HF id; pass
-    `model`/`tokenizer` to evaluate one already in memory.
+    `model_path_or_id` may be "smollm2", a registry name ("current" = the served one; needs
+    `workspace`), a local folder or a cached HF id; pass `model`/`tokenizer` to evaluate one
+    already in memory.
     """
     from finetune.runtime import pick_device
 
@@ -159,7 +161,7 @@ def evaluate_model(
     if model is None or tokenizer is None:
         from assistant.model_paths import load_causal_lm, resolve_generator
 
-        tokenizer, model = load_causal_lm(resolve_generator(str(model_path_or_id)), device=str(dev))
+        tokenizer, model = load_causal_lm(resolve_generator(str(model_path_or_id), workspace), device=str(dev))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = [e for e in (tokenize_chat(tokenizer, c, max_length) for c in chats) if e is not None]
     result: dict[str, Any] = {"model": str(model_path_or_id)}
