@@ -22,6 +22,9 @@ PROMPT = ("{context}{request}\n\nWrite the {language} code for this. Reply with 
           "that contains the complete code.")
 RETRY_PROMPT = ("This {language} code has a syntax error ({error}):\n\n```{fence}\n{code}\n```\n\n"
                 "Write the corrected code for this request: {request}\nReply with one ```{fence} code block.")
+# Stop once the block is closed and prose begins: the explanation a small model adds after the code
+# costs as much time as the code itself. The cut closing fence is put back below.
+STOP = ["```\n\n"]
 _FENCE_RE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
 _LANGS = {"python": "python", "py": "python", "javascript": "javascript", "js": "javascript",
           "typescript": "typescript", "ts": "typescript", "bash": "bash", "shell": "bash", "sh": "bash",
@@ -103,9 +106,14 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     messages = [{"role": "user", "content": PROMPT.format(context=context, request=request_text,
                                                           language=language.capitalize(), fence=fence)}]
     text = ""
-    for piece in ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature):
+    for piece in ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature,
+                                     stop=STOP):
         text += piece
         yield TextDelta(piece)
+    closing = _close_fence(text)
+    if closing:
+        yield TextDelta(closing)
+        text += closing
     code, language = extract_code(text, language)
     if language == "python" and code:
         code = complete_with_stub(code, request)
@@ -119,9 +127,14 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
             language=language.capitalize(), fence=fence, error=error,
             code=fit_text(ctx, code or text, int(budget * 0.4)), request=request_text)}]
         retry_text = ""
-        for piece in ctx.generate_stream(retry, max_new_tokens=answer_room(ctx), temperature=req.temperature):
+        for piece in ctx.generate_stream(retry, max_new_tokens=answer_room(ctx), temperature=req.temperature,
+                                         stop=STOP):
             retry_text += piece
             yield TextDelta(piece)
+        closing = _close_fence(retry_text)
+        if closing:
+            yield TextDelta(closing)
+            retry_text += closing
         text += retry_text
         attempts = 2
         new_code, _ = extract_code(retry_text, language)
@@ -153,6 +166,13 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         text += note
     yield Result(Answer(text=text.strip(), sources=sources, task="code", question=req.text,
                         standalone_query=req.query, extra=extra))
+
+
+def _close_fence(text: str) -> str:
+    """The "```" that closes a block left open (cut by the stop sequence or by the token limit)."""
+    if text.count("```") % 2 == 0:
+        return ""
+    return "```" if text.endswith("\n") else "\n```"
 
 
 def _check(code: str, language: str) -> str | None:

@@ -30,6 +30,8 @@ from assistant.types import Answer, Source
 INSTRUCTION_ONE = "Using only the text above, answer in one sentence: {question}"
 INSTRUCTION_MANY = ("Using only the numbered texts above, answer in one or two sentences and end each "
                     "sentence with the number of the text it comes from, like [1]: {question}")
+INSTRUCTION_ONE_ZH = "请只根据上面的文字，用一句话回答：{question}"
+INSTRUCTION_MANY_ZH = "请只根据上面编号的文字，用一两句话回答，并在每句末尾标注来源编号，如 [1]：{question}"
 STOP = ["\n\n\n", "\nQuestion:", "Question:", "\nQ:"]
 DECLINE = "The documents do not seem to contain an answer to this."
 UNSUPPORTED_NOTE = ("Note: the documents may not support this answer; "
@@ -97,7 +99,10 @@ def _decline(req: TaskRequest, hits: list[Source], best: float) -> Iterator[Even
 
 def build_messages(ctx: TaskContext, req: TaskRequest, passages: list[Source]) -> tuple[list[dict[str, str]], list[str]]:
     """The chat messages and the passage texts actually given, all within the prompt budget."""
-    template = INSTRUCTION_ONE if len(passages) == 1 else INSTRUCTION_MANY
+    if grounding.has_cjk(req.text):
+        template = INSTRUCTION_ONE_ZH if len(passages) == 1 else INSTRUCTION_MANY_ZH
+    else:
+        template = INSTRUCTION_ONE if len(passages) == 1 else INSTRUCTION_MANY
     budget = prompt_budget(ctx) - ctx.count_tokens(template)
     question = fit_text(ctx, " ".join((req.text.strip() or req.query).split()), int(budget * QUESTION_SHARE))
     budget -= ctx.count_tokens(question) + 8
