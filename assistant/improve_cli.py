@@ -35,6 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=_D.batch_size)
     p.add_argument("--lora-rank", type=int, default=_D.lora_rank)
+    p.add_argument("--lora-layers", type=int, default=_D.lora_layers,
+                   help="adapters only in the top N layers (0 = all): faster on CPU, less capacity")
     p.add_argument("--device", default=_D.device, help="auto (cuda -> mps -> cpu) | cpu | cuda")
     p.add_argument("--keep-rejected", action="store_true", help="keep a rejected candidate's weights")
     p.add_argument("--dry-run", action="store_true", help="build and count the data; train nothing")
@@ -51,7 +53,7 @@ def run_improve(args) -> int:
     cfg = ImproveConfig(
         min_examples=args.min_examples, heldout_fraction=args.heldout_fraction, min_gain=args.min_gain,
         sanity_tolerance=args.sanity_tolerance, method=args.method, epochs=args.epochs, lr=args.lr,
-        max_steps=args.max_steps, batch_size=args.batch_size, lora_rank=args.lora_rank, device=args.device,
+        max_steps=args.max_steps, batch_size=args.batch_size, lora_rank=args.lora_rank, lora_layers=args.lora_layers, device=args.device,
         keep_rejected=args.keep_rejected, dry_run=args.dry_run, progress=not (args.no_progress or args.json),
     )
     report = run_cycle(args.workspace, cfg)

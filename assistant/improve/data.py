@@ -47,7 +47,7 @@ def clean_answer(text: str) -> str:
     """
     from assistant.tasks.qa import DECLINE, UNSUPPORTED_NOTE
 
-    text = (text or "").split(UNSUPPORTED_NOTE)[0]
+    text = (text or "").split(UNSUPPORTED_NOTE.split(";")[0])[0]  # the note's head: robust to wording after it
     if text.startswith(DECLINE):
         text = DECLINE
     return " ".join(_CITATION.sub("", text).split())
