@@ -10,7 +10,6 @@ Chinese is handled by character bigrams, since the default embedder knows little
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -150,14 +149,6 @@ def _ends_sentence(line: str, i: int) -> bool:
     if re.fullmatch(r"\s*(?:[-*]\s*)?(?:\d+|[A-Za-z])", line[:i]):
         return False  # list markers "1." or "a."
     return True
-
-
-@dataclass
-class Support:
-    passage: int  # 1-based
-    score: float
-    cosine: float
-    overlap: float
 
 
 def support_scores(claims: Sequence[str], passages: Sequence[str], embed: Embed | None) -> np.ndarray:

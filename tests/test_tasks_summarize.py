@@ -88,6 +88,21 @@ def test_repeating_model_is_cut(models):
     assert answer.text == "Backups run every night. [1]"
 
 
+def test_unsupported_summary_gets_quoted_key_sentences(models):
+    _, emb = models
+    nonsense = "The handbook is a poem about the sea. It was written by pirates in 1802."
+    ctx = MemoryContext(handbook(), FixedGenerator(["Part."] * 3 + [nonsense], context_window=1024), emb,
+                        Config(max_new_tokens=128))
+    answer, _ = collect(ctx, "Summarise the operations handbook")
+    assert answer.extra["unsupported"] and "Key sentences from it" in answer.text
+    points = answer.extra["key_points"]
+    assert 2 <= len(points) <= 4
+    for point in points:  # quoted verbatim from the section its citation names
+        sentence, n = point.rsplit(" [", 1)
+        assert sentence in answer.sources[int(n.rstrip("]")) - 1].text
+    assert len({p.rsplit(" [", 1)[1] for p in points}) >= 2  # spread over sections, not one
+
+
 def test_unknown_document_falls_back_to_retrieval_and_declines_when_irrelevant(models):
     _, emb = models
     gen = FixedGenerator("Nothing.")

@@ -16,6 +16,7 @@ from assistant.tasks.budget import (
     answer_room,
     closest_list,
     fit_text,
+    key_sentences,
     passage_text,
     prompt_budget,
     rank_passages,
@@ -79,7 +80,9 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
                     extra={"relevance": round(best, 4), "context_passages": len(given),
                            "cited_by_model": cited_by_model})
     if not text or not grounding.any_supported_claim(checks):
-        note = f"\n\n{UNSUPPORTED_NOTE}\n{closest_list(sources)}"
+        # Quote from each passage the sentence closest to the question: the head of a passage
+        # rarely holds the answer the model missed.
+        note = f"\n\n{UNSUPPORTED_NOTE}\n{closest_list(sources, snippets=key_sentences(ctx, query, sources))}"
         yield TextDelta(note)
         answer.text = (raw + note).strip()
         answer.declined = True

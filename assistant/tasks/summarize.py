@@ -24,6 +24,8 @@ REDUCE_PROMPT = ("{text}\n\nThese are notes on the parts of one document, in ord
                  "Write a short summary of the whole document in three to five sentences.")
 ONE_PROMPT = "{text}\n\nSummarise the text above in three to five sentences."
 STOP = ["\n\n\n"]
+EXTRACTIVE_NOTE = "Note: parts of this summary may not match the document. Key sentences from it:"
+KEY_POINTS = 4
 
 _EXT = r"(?:md|markdown|rst|txt|pdf|html?|docx|py|js|ts|java|go|rs|c|cpp|h|json|ya?ml|toml|ipynb)"
 _PATH_RE = re.compile(rf"([\w./\\-]+\.{_EXT})\b", re.IGNORECASE)
@@ -51,6 +53,8 @@ def document_names(text: str) -> list[str]:
                 name = trim.sub("", name.strip().rstrip(".?!。？！,，;:")).strip()
             if name:
                 names.append(name)
+    generic = re.compile(r"\s+(?:guide|manual|documentation|docs?|page|file|handbook|reference|chapter)$", re.IGNORECASE)
+    names += [generic.sub("", n) for n in names if generic.search(n)]  # "fine-tuning guide" -> fine-tuning.md
     variants: list[str] = []
     for n in names:
         for v in (n, n.replace(" ", "-"), n.replace(" ", "_")):
@@ -154,12 +158,72 @@ def summarise_sources(ctx: TaskContext, req: TaskRequest, sources: list[Source],
     for piece in cite_stream(ctx, stream, texts, checks):
         out.append(piece)
         yield TextDelta(piece)
-    text = "".join(out).strip()
+    raw = "".join(out)
+    claims = [c for c in checks if grounding.is_claim(c.text)]
+    extractive: list[str] = []
+    if not claims or sum(c.supported for c in claims) * 2 < len(claims):
+        # Most of the model's summary is not backed by the sections: add sentences taken verbatim
+        # from the document (central ones, spread over the sections), each with its citation.
+        extractive = key_points(ctx, texts)
+        if extractive:
+            note = "\n\n" + EXTRACTIVE_NOTE + "\n" + "\n".join(f"- {s}" for s in extractive)
+            yield TextDelta(note)
+            raw += note
+            checks += [SentenceCheck(text=k, citations=grounding.parse_citations(k), supported=True, score=1.0)
+                       for k in extractive]
+    text = raw.strip()
     answer = Answer(text=text, sources=sources, task="summarize", question=req.text,
                     standalone_query=req.query, sentences=checks,
                     extra={"document": document, "parts": len(groups), "part_summaries": parts,
-                           "map_reduce": len(groups) > 1})
+                           "map_reduce": len(groups) > 1, "unsupported": bool(extractive),
+                           "key_points": extractive})
     yield Result(answer)
+
+
+def key_points(ctx: TaskContext, passages: list[str], limit: int = KEY_POINTS) -> list[str]:
+    """Up to `limit` sentences quoted from the passages, "sentence [n]", in document order.
+
+    Chosen by maximal marginal relevance: central to the document (close to the mean of all its
+    sentences) yet unlike the sentences already chosen, at most one per section while sections
+    remain. Boilerplate repeated in several sections is never a key point.
+    """
+    import numpy as np
+
+    def key(sent: str) -> str:
+        return " ".join(re.findall(r"\w+", sent.lower()))
+
+    where: dict[str, set[int]] = {}
+    for n, p in enumerate(passages, 1):
+        for sent in grounding.split_sentences(p):
+            where.setdefault(key(sent), set()).add(n)
+    items, seen = [], set()
+    for n, p in enumerate(passages, 1):
+        for sent in grounding.split_sentences(p):
+            k = key(sent)
+            if (k in seen or len(where[k]) > 1 or not grounding.is_claim(sent)
+                    or not 5 <= len(sent.split()) <= 60):
+                continue
+            seen.add(k)
+            items.append((n, sent))
+    if not items:
+        return []
+    vecs = np.asarray(ctx.embed([sent for _, sent in items]), dtype=np.float32)
+    centre = vecs.mean(axis=0)
+    centre /= np.linalg.norm(centre) or 1.0
+    central = vecs @ centre
+    chosen: list[int] = []
+    sections = {n for n, _ in items}
+    while len(chosen) < min(limit, len(items)):
+        redundancy = (vecs @ vecs[chosen].T).max(axis=1) if chosen else np.zeros(len(items))
+        score = 0.5 * central - 0.5 * redundancy
+        used = {items[i][0] for i in chosen}
+        for i, (n, _) in enumerate(items):
+            if i in chosen or (n in used and used != sections):
+                score[i] = -np.inf
+        if not np.isfinite(score).any():
+            break
+        chosen.append(int(np.argmax(score)))
+    return [f"{items[i][1]} [{items[i][0]}]" for i in sorted(chosen)]
 
 
 def cite_stream(ctx: TaskContext, stream: Iterator[str], passages: list[str],
