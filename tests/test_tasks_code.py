@@ -49,6 +49,22 @@ def test_stub_is_completed():
     assert full.splitlines()[0] == "from typing import List" and code.syntax_error(full) is None
 
 
+def test_salvage_cuts_loops_and_truncation():
+    looping = "import os\n\ndef f():\n    return 1\n\ndef f():\n    return f()\n\ndef g():\n    return 'ab"
+    assert code.salvage(looping) == "import os\n\ndef f():\n    return 1"
+    assert code.salvage("def add(a, b)\n    return a + b") is None
+
+
+def test_truncated_loop_is_salvaged_without_a_retry(models):
+    _, emb = models
+    reply = "```python\ndef add(a, b):\n    return a + b\n\ndef add(a, b):\n    return add(a, b)\n\ndef add(a, b):\n    return ("
+    gen = FixedGenerator(reply)
+    answer, _ = collect(MemoryContext(DOCS, gen, emb), "Write add(a, b)", tests="assert add(1, 2) == 3")
+    assert len(gen.prompts) == 1 and answer.extra["salvaged"] and "syntax_error" not in answer.extra
+    assert answer.extra["code"] == "def add(a, b):\n    return a + b"
+    assert answer.extra["tests"]["passed"]
+
+
 def test_syntax_error_is_retried_then_reported(models):
     _, emb = models
     gen = FixedGenerator([BROKEN, BROKEN])

@@ -68,6 +68,36 @@ def syntax_error(code: str) -> str | None:
     return None
 
 
+def salvage(code: str) -> str | None:
+    """A parseable version of code the model broke by looping or by running out of tokens, if any.
+
+    Repeated top-level definitions of the same name are dropped after the first (a looping model
+    restates them, each worse), then trailing top-level blocks are dropped until the rest parses.
+    None when nothing with a definition or a statement survives.
+    """
+    blocks: list[list[str]] = []
+    for line in code.splitlines():
+        if line.strip() and not line[0].isspace() and not line.startswith((")", "]", "}")) or not blocks:
+            blocks.append([line])
+        else:
+            blocks[-1].append(line)
+    seen: set[str] = set()
+    kept: list[list[str]] = []
+    for block in blocks:
+        m = re.match(r"(?:async\s+)?(?:def|class)\s+(\w+)", block[0])
+        if m and m.group(1) in seen:
+            continue
+        if m:
+            seen.add(m.group(1))
+        kept.append(block)
+    while kept:
+        candidate = "\n".join(line for block in kept for line in block).rstrip()
+        if candidate.strip() and syntax_error(candidate) is None:
+            return candidate
+        kept.pop()
+    return None
+
+
 def complete_with_stub(code: str, request: str) -> str:
     """When the request holds a Python stub (signature + docstring), keep its imports and signature.
 
@@ -119,6 +149,10 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         code = complete_with_stub(code, request)
     attempts = 1
     error = _check(code, language)
+    salvaged = False
+    if error and language == "python" and code and (fixed := salvage(code)) is not None:
+        if _defines_stub(fixed, request):
+            code, error, salvaged = complete_with_stub(fixed, request), None, True
     if error and language == "python":
         note = f"\n\n(The code above has a syntax error, {error}; trying once more.)\n\n"
         yield TextDelta(note)
@@ -140,10 +174,14 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         new_code, _ = extract_code(retry_text, language)
         new_code = complete_with_stub(new_code, request) if new_code else new_code
         new_error = _check(new_code, language)
+        if new_error and new_code and (fixed := salvage(new_code)) is not None and _defines_stub(fixed, request):
+            new_code, new_error, salvaged = complete_with_stub(fixed, request), None, True
         if new_error is None or (new_code and not code):
             code, error = new_code, new_error
 
     extra: dict = {"code": code, "language": language, "attempts": attempts}
+    if salvaged:
+        extra["salvaged"] = True  # trailing broken or repeated blocks were cut; the code shown above is longer
     if error:
         extra["syntax_error"] = error
         note = f"\n\nWarning: the code still has a syntax error ({error}); it will not run as is."
@@ -166,6 +204,15 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         text += note
     yield Result(Answer(text=text.strip(), sources=sources, task="code", question=req.text,
                         standalone_query=req.query, extra=extra))
+
+
+def _defines_stub(code: str, request: str) -> bool:
+    """True when `code` defines every function the request's stub names (or there is no stub)."""
+    names = re.findall(r"^def (\w+)\(", request, re.MULTILINE)
+    if not names:
+        return bool(re.search(r"^(def|class|async def)\s", code, re.MULTILINE)) or len(code.splitlines()) >= 1
+    return all(re.search(rf"^\s*def {n}\(", code, re.MULTILINE) or not re.search(r"^\S", code, re.MULTILINE)
+               for n in names)
 
 
 def _close_fence(text: str) -> str:
