@@ -212,7 +212,11 @@ def build_model(config: TrainConfig, path: str, dtype: torch.dtype):
         raise TrainingError(f"cannot load base model {config.base!r} ({path}): {exc}") from exc
     model.config.use_cache = False
     if config.grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}  # non-reentrant: works with frozen inputs (LoRA) and DDP
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if config.method == "lora":
         try:
             from peft import LoraConfig, get_peft_model
