@@ -195,12 +195,20 @@ class DocumentIndex:
         vectors = np.concatenate([kept.reshape(-1, dim), new_vectors]) if len(kept) else new_vectors
         total = len(vectors)
         wanted = self.index_kind if self.index_kind != "auto" else ("ivf" if total >= self.approx_threshold else "flat")
-        appendable = (keep_rows is None and base.vector_index is not None and base.vector_index.kind == wanted
-                      and (wanted != "ivf" or total < 4 * max(1, base.vector_index.ntotal)))
-        if appendable:
-            vindex = VectorIndex(base.vector_index.kind, dim, dict(base.vector_index.params),
-                                 faiss.clone_index(base.vector_index.cpu), self._use_gpu())
-            vindex.add(new_vectors)
+        old_index = base.vector_index
+        same_kind = old_index is not None and old_index.kind == wanted
+        # An IVF's trained centroids stay good until the collection grows a lot (4x).
+        ivf_still_trained = same_kind and wanted == "ivf" and total < 4 * max(1, old_index.ntotal)
+        if same_kind and keep_rows is None and (wanted != "ivf" or ivf_still_trained):
+            vindex = VectorIndex(old_index.kind, dim, dict(old_index.params), faiss.clone_index(old_index.cpu),
+                                 self._use_gpu())
+            vindex.add(new_vectors)  # append only: ids stay row numbers
+        elif ivf_still_trained:
+            # Rows were dropped, so ids shift: empty the lists but keep the training (no k-means rerun).
+            cpu = faiss.clone_index(old_index.cpu)
+            cpu.reset()
+            vindex = VectorIndex("ivf", dim, dict(old_index.params), cpu, self._use_gpu())
+            vindex.add(vectors)
         else:
             vindex = VectorIndex.build(vectors, dim, kind=self.index_kind, threshold=self.approx_threshold,
                                        use_gpu=self._use_gpu())

@@ -147,6 +147,19 @@ def test_approximate_index_past_threshold_keeps_recall(tmp_path):
     assert idx.manifest["index"]["kind"] == "ivf" and idx.count == 421
     assert "zeppelin" in idx.search("zeppelin hangar colour", k=1, mode="dense")[0].text
 
+    # Replacing a file drops rows: the IVF keeps its trained centroids and is refilled, not retrained.
+    def centroids():
+        ivf = idx._current().vector_index.cpu
+        return ivf.quantizer.reconstruct_n(0, ivf.nlist)
+
+    before = centroids()
+    write(tmp_path / "docs" / "extra.md", "# Extra\n\nThe zeppelin hangar is now painted crimson.\n")
+    idx.ingest([tmp_path / "docs"], progress=False)
+    assert idx.manifest["index"] == info and idx.count == 421
+    assert np.array_equal(before, centroids())
+    assert "crimson" in idx.search("zeppelin hangar colour", k=1, mode="dense")[0].text
+    assert not any("teal" in h.text for h in idx.search("zeppelin hangar teal", k=3, mode="dense"))
+
 
 def test_gpu_request_falls_back_to_cpu_when_there_is_none():
     import faiss
