@@ -154,3 +154,13 @@ def test_real_model_answers_with_the_right_citation(real_ctx):
 def test_real_model_declines_the_unanswerable(real_ctx):
     answer, _ = run(real_ctx, "Who won the football world cup in 2014?")
     assert answer.declined and "do not seem to contain" in answer.text
+
+
+def test_chinese_question_is_answered_and_checked(models):
+    zh = Source(path="docs/zh/配置.md", title="配置", locator="§ 数据库", snippet="max_connections", score=0.0,
+                text="max_connections 设置限制数据库连接池的大小。它的默认值是 20 个连接。")
+    ctx = fixed_ctx(models, "max_connections 的默认值是 20 个连接。", sources=[*SOURCES, zh])
+    answer, _ = run(ctx, "max_connections 的默认值是多少？")
+    assert not answer.declined and answer.sources[0].path == "docs/zh/配置.md"
+    assert answer.sentences[0].supported and answer.text.endswith("[1]")
+    assert "请只根据上面的文字" in ctx._gen.prompts[0][-1]["content"]
