@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from index.chunking import chunk_document
-from index.keyword import KeywordIndex
+from index.keyword import KeywordIndex, tokenize
 from index.loaders import LoadError, LoadedDocument, load_document
 from index.store import DocumentInfo, State, now_iso
 from index.types import FailedFile, IngestReport
@@ -177,13 +177,26 @@ def run_ingest(index: "DocumentIndex", base: State, paths: list[Path], *, prune:
     dimension = new_vectors.shape[1] if len(new_vectors) else index.dimension
     vectors, vindex = index._build_vectors(base, keep_rows, new_vectors.reshape(-1, dimension))
     titles = {p: d.title for p, d in documents.items()}
-    keyword = KeywordIndex.build([embed_text(titles[c["path"]], c["heading"], c["text"]) for c in chunks_all])
+    keyword = _keyword_index(index, base, keep_rows, chunks_all, len(new_chunks), titles)
     manifest = dict(base.manifest, embedder=index.embedder_name, dimension=int(dimension),
                     embedder_path=index._embedder.model_path,
                     chunking=chunking,
                     index={"kind": vindex.kind, "params": vindex.params},
                     roots=sorted(set(base.manifest.get("roots", [])) | {str(r) for r in roots}))
     return report, State("", manifest, documents, chunks_all, vectors, vindex, keyword)
+
+
+def _keyword_index(index: "DocumentIndex", base: State, keep_rows, chunks_all: list[dict], n_new: int,
+                   titles: dict[str, str]) -> KeywordIndex:
+    """BM25 over all chunks, reusing the stored token lists of the chunks that were kept."""
+    text = lambda c: embed_text(titles[c["path"]], c["heading"], c["text"])  # noqa: E731
+    old = KeywordIndex.load_tokens(index.directory / base.generation / "bm25", len(base.chunks)) \
+        if base.generation else None
+    if old is None:
+        return KeywordIndex.build([text(c) for c in chunks_all])
+    kept = old if keep_rows is None else [old[i] for i in keep_rows]
+    new = [tokenize(text(c)) for c in chunks_all[len(chunks_all) - n_new:]]
+    return KeywordIndex.from_tokens(kept + new)
 
 
 def _under(path: str, root: Path) -> bool:

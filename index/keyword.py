@@ -77,29 +77,55 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-class KeywordIndex:
-    """BM25 over chunk texts. Rebuilt on ingest (IDF is global), saved beside the vectors."""
+TOKENS_FILE = "tokens.jsonl"
 
-    def __init__(self, retriever=None, size: int = 0):
+
+class KeywordIndex:
+    """BM25 over chunk texts. Rebuilt on ingest (IDF is global), saved beside the vectors.
+
+    The token lists are saved too (`tokens.jsonl`, one chunk per line), so a re-ingest rebuilds
+    BM25 from stored tokens and only tokenises new chunks: tokenising is ~70% of a rebuild.
+    """
+
+    def __init__(self, retriever=None, size: int = 0, tokens: list[list[str]] | None = None):
         self.retriever = retriever
         self.size = size
+        self.tokens = tokens  # held only between build and save
 
     @classmethod
     def build(cls, texts: Sequence[str], show_progress: bool = False) -> "KeywordIndex":
+        return cls.from_tokens([tokenize(t) for t in texts], show_progress)
+
+    @classmethod
+    def from_tokens(cls, tokens: list[list[str]], show_progress: bool = False) -> "KeywordIndex":
         import bm25s
 
-        if not texts:
-            return cls(None, 0)
-        corpus = [tokenize(t) or ["\u2205"] for t in texts]  # empty docs still need a row
+        if not tokens:
+            return cls(None, 0, [])
+        corpus = [t or ["\u2205"] for t in tokens]  # empty docs still need a row
         retriever = bm25s.BM25()
         retriever.index(corpus, show_progress=show_progress)
-        return cls(retriever, len(texts))
+        return cls(retriever, len(tokens), tokens)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "size.json").write_text(json.dumps({"size": self.size}))
+        if self.tokens is not None:
+            with (directory / TOKENS_FILE).open("w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in self.tokens)
         if self.retriever is not None:
             self.retriever.save(str(directory), show_progress=False)
+        self.tokens = None  # on disk now; do not keep hundreds of MB of lists alive
+
+    @staticmethod
+    def load_tokens(directory: Path, expected: int) -> list[list[str]] | None:
+        """The saved token lists, or None if absent or not matching `expected` chunks."""
+        path = directory / TOKENS_FILE
+        if not path.exists():
+            return None
+        with path.open(encoding="utf-8") as fh:
+            tokens = [json.loads(line) for line in fh]
+        return tokens if len(tokens) == expected else None
 
     @classmethod
     def load(cls, directory: Path) -> "KeywordIndex":

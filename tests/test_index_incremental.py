@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from index import DocumentIndex
+from index.ingest import embed_text
+from index.keyword import KeywordIndex
 from index.vectors import VectorIndex
 
 FIXTURES = Path(__file__).parent / "fixtures" / "index"
@@ -59,6 +61,13 @@ def test_reingest_skips_unchanged_replaces_changed_and_prunes(tmp_path, docs):
     assert not report.removed and idx.count == 4  # without prune the vanished file stays
     top = idx.search("what does Beta require?", k=1)[0]
     assert "purple switch" in top.text
+    # BM25 was rebuilt from stored token lists plus the new chunks: same as building it from scratch.
+    state = idx._current()
+    assert (tmp_path / "index" / state.generation / "bm25" / "tokens.jsonl").exists()
+    titles = {p: d.title for p, d in state.documents.items()}
+    scratch = KeywordIndex.build([embed_text(titles[c["path"]], c["heading"], c["text"]) for c in state.chunks])
+    for q in ("purple switch", "Delta Thursdays", "blue widget calibration"):
+        assert state.keyword.search(q, 4) == scratch.search(q, 4)
     assert not any("green lever" in h.text for h in idx.search("green lever", k=4))
 
     pruned = idx.ingest([docs], prune=True, progress=False)
