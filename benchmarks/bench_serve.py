@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--via", nargs="+", default=["v1", "gradio"], choices=["v1", "gradio"])
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--server-concurrency", type=int, default=None,
+                    help="answers the server generates at once (default: ui.app.CHAT_CONCURRENCY)")
     ap.add_argument("--max-new-tokens", type=int, default=64, help="shorter answers keep the run short on CPU")
     args = ap.parse_args()
 
@@ -127,7 +129,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bot = Assistant.open(Path(tmp) / "ws", max_new_tokens=args.max_new_tokens)
         bot.ingest([docs], progress=False)
-        srv = launch(bot, port=0)
+        srv = launch(bot, port=0, chat_concurrency=args.server_concurrency)
         modes = {"direct": direct(bot)}
         if "v1" in args.via:
             modes["server /v1"] = via_v1(srv.url)
@@ -160,6 +162,7 @@ def main() -> None:
         print(f"\nworst server/direct ratio of median total time: {worst:.2f} (target <= 1.10)")
         path = write_result("serve_overhead", {"model": bot.model_name, "max_new_tokens": args.max_new_tokens,
                                                "rounds": args.rounds, "results": results,
+                                               "server_concurrency": args.server_concurrency,
                                                "worst_total_ratio": worst, "rows": rows})
         print(f"wrote {path}")
         bot.close()

@@ -243,3 +243,8 @@ def test_concurrent_chats_and_an_ingest_all_complete(client, server, tmp_path):
         t.join(300)
     assert report["added"] or report["updated"]
     assert all(results[f"ask{i}"]["done"] and results[f"ask{i}"]["text"] for i in range(4)), results
+
+
+def test_port_in_use_is_a_clear_error(demo_bot, server):
+    with pytest.raises(OSError, match="already in use"):
+        launch(demo_bot, port=server.port)

@@ -125,3 +125,17 @@ def test_source_dicts_never_use_a_path_key():
     d = render.answer_dict(_answer())
     assert all("path" not in s and s["file"] == "/d/guide.md" for s in d["sources"])
     assert d["unsupported_sentences"] == ["The moon is cheese."] and d["supported"] is False
+
+
+def test_server_folders_are_refused_on_a_shared_server(tmp_path):
+    from ui.app import ChatHandlers
+
+    uploads = UploadPolicy.for_workspace(tmp_path / "ws")
+    shared = ChatHandlers(bot=None, uploads=uploads, allow_folders=False, folder_roots=[tmp_path / "allowed"])
+    (tmp_path / "allowed" / "docs").mkdir(parents=True)
+    with pytest.raises(PermissionError, match="upload files instead"):
+        shared._check_folder("/etc")
+    assert shared._check_folder(str(tmp_path / "allowed" / "docs")) == (tmp_path / "allowed" / "docs").resolve()
+    local = ChatHandlers(bot=None, uploads=uploads, allow_folders=True)
+    with pytest.raises(FileNotFoundError):
+        local._check_folder(str(tmp_path / "missing"))

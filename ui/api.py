@@ -1,20 +1,23 @@
 """The OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`) and `/health`.
 
 Any OpenAI client can talk to the assistant: the last user message is the question, earlier
-messages are the history, and the reply carries the passages it cites in an extra `sources`
-field (the text cites them as [1], [2]…). Extra request fields: `task`, `conversation_id`, `k`.
+user/assistant messages are the history (handed to the facade as `history=` when it accepts
+one), and the reply carries the passages it cites in an extra `sources` field (the text cites
+them as [1], [2]…) plus the logged `conversation_id`, which a client may send back to continue
+the logged conversation. Extra request fields: `task`, `conversation_id`, `k`.
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -55,7 +58,8 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4) -> APIRo
     CPU machine running 8 at once is slower for everyone than 4 at a time (bench_serve.py).
     """
     router = APIRouter()
-    slots = threading.BoundedSemaphore(max_concurrent)
+    # A fixed pool runs the answers; waiting requests hold no thread, only a place in its queue.
+    workers = ThreadPoolExecutor(max_concurrent, thread_name_prefix="v1-answer")
 
     def require_key(request: Request) -> None:
         if not access.api_needs_key:
@@ -81,16 +85,11 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4) -> APIRo
         kwargs = _ask_kwargs(bot, req, history)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if req.stream:
-            events = _limited(slots, lambda: bot.stream_events(question, **kwargs))
-            return StreamingResponse(iterate_in_threadpool(_sse(events, cid, req.model or _model_name(bot))),
+            events = _events_from_pool(workers, lambda: bot.stream_events(question, **kwargs))
+            return StreamingResponse(_sse(events, cid, req.model or _model_name(bot)),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-        def answer_one():
-            with slots:
-                return bot.ask(question, **kwargs)
-
         try:
-            answer = await run_in_threadpool(answer_one)
+            answer = await asyncio.get_running_loop().run_in_executor(workers, lambda: bot.ask(question, **kwargs))
         except (ValueError, KeyError) as exc:  # empty question, unknown conversation
             raise HTTPException(400, str(exc).strip("'\"")) from exc
         return _completion(answer, cid, req.model or _model_name(bot))
@@ -121,18 +120,50 @@ def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]]) -> di
     chosen = model_arg(bot, req.model if req.model in model_choices(bot) else None)
     if chosen:
         kw["model"] = chosen
-    if history and "history" in inspect.signature(bot.ask).parameters:
+    if history and "history" in inspect.signature(bot.stream_events).parameters:
         kw["history"] = history  # older facades without a history argument answer standalone
     return kw
 
 
-def _limited(slots: threading.BoundedSemaphore, start: Callable[[], Iterator[Any]]) -> Iterator[Any]:
-    """Run a stream while holding one generation slot (waiting for it in the worker thread)."""
-    with slots:
-        yield from start()
+_END = object()
 
 
-def _sse(events: Iterator[Any], cid: str, model: str) -> Iterator[str]:
+async def _events_from_pool(pool: ThreadPoolExecutor, start: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
+    """Run a blocking event stream on the pool and hand its events to the event loop as they come.
+
+    When the client goes away the loop stops reading and the worker closes the stream at its
+    next event, so the log marks the answer incomplete instead of generating for nobody.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        stream = start()
+        try:
+            for ev in stream:
+                loop.call_soon_threadsafe(queue.put_nowait, ev)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the reader, which reports it in-band
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+            loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+    loop.run_in_executor(pool, work)
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+async def _sse(events: AsyncIterator[Any], cid: str, model: str) -> AsyncIterator[str]:
     created = int(time.time())
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -142,7 +173,7 @@ def _sse(events: Iterator[Any], cid: str, model: str) -> Iterator[str]:
 
     yield chunk({"role": "assistant"})
     try:
-        for ev in events:
+        async for ev in events:
             if isinstance(ev, TextDelta) and ev.text:
                 yield chunk({"content": ev.text})
             elif isinstance(ev, Result):

@@ -14,6 +14,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from assistant.tasks.base import Result, Status, TextDelta
+from assistant.types import Source
 from ui import render
 from ui.security import UploadPolicy, UploadRejected, inside, save_upload
 
@@ -144,17 +145,29 @@ class ChatHandlers:
             out.append((f"{(c.title or 'Untitled')[:48]} · {stamp}".strip(" ·"), c.id))
         return out
 
+    def own_conversation(self, conv_id: str, user: str | None):
+        """The conversation if this user may see it (anyone may, when there are no logins)."""
+        try:
+            detail = self.bot.conversation(conv_id)
+        except KeyError:
+            detail = None
+        if detail is None or (user is not None and detail.user != user):
+            raise gr.Error("No such conversation for this user.")
+        return detail
+
     def resume(self, conv_id: str | None, request: gr.Request):
-        """Load a past conversation (only one of this user's own) into the chat."""
+        """Load a past conversation (only one of this user's own) into the chat, sources included."""
         if not conv_id:
             return gr.update(), None, {}
-        if conv_id not in {cid for _, cid in self._choices(_user(request))}:
-            raise gr.Error("No such conversation for this user.")
+        detail = self.own_conversation(conv_id, _user(request))
         chat, ids = [], {}
-        for m in self.bot.history(conv_id):
+        for m in detail.messages:
             if m.role not in ("user", "assistant"):
                 continue
-            chat.append({"role": m.role, "content": m.content})
+            content = m.content
+            if m.role == "assistant" and m.sources:
+                content += "\n\n" + render.sources_html([_logged_source(s) for s in m.sources])
+            chat.append({"role": m.role, "content": content})
             if m.role == "assistant":
                 ids[str(len(chat) - 1)] = m.id
         return chat, conv_id, ids
@@ -217,8 +230,8 @@ class ChatHandlers:
         the last one (done=True) carries sources, ids, grounding and timings."""
         if not (question or "").strip():
             raise gr.Error("question is empty")
-        if conversation_id and conversation_id not in {c for _, c in self._choices(_user(request))}:
-            raise gr.Error("No such conversation for this user.")
+        if conversation_id:
+            self.own_conversation(conversation_id, _user(request))
         kwargs = self._ask_kwargs(task, conversation_id, _user(request), k, temperature, model)
         text = ""
         for event in self.bot.stream_events(question, **kwargs):
@@ -257,6 +270,12 @@ class ChatHandlers:
         return out
 
 
+def _logged_source(s: Any) -> Source:
+    """A source as the log keeps it (no full passage: the snippet stands in for it)."""
+    return Source(path=s.path, title=s.title, locator=s.locator, snippet=s.snippet, score=s.score,
+                  text=s.snippet, rank=s.rank)
+
+
 def _file_path_and_name(f: Any) -> tuple[str, str]:
     """Gradio hands files as paths in its cache (named after the upload) or as FileData."""
     if isinstance(f, dict):
@@ -280,13 +299,14 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
             new_btn = gr.Button("+ New chat", variant="secondary", elem_id="new-chat")
             convs = gr.Radio(label="Your conversations", choices=[], elem_id="conversations")
             with gr.Accordion("Settings", open=False):
-                task = gr.Radio(TASKS, value="qa", label="Task", elem_id="task")
                 model = gr.Dropdown(model_choices(bot), value=current_model(bot), label="Model", elem_id="model")
                 k = gr.Slider(1, 12, value=getattr(bot.config, "top_k", 4), step=1, label="Sources (top-k)")
                 temp = gr.Slider(0, 1.5, value=getattr(bot.config, "temperature", 0.0), step=0.05, label="Temperature")
         with gr.Tab("Chat", elem_id="tab-chat"):
             chat = gr.Chatbot(elem_id="chatbot", height="65vh", buttons=["copy"], show_label=False,
                               placeholder="Ask about your documents. Answers cite their sources [1], [2]…")
+            task = gr.Radio(TASKS, value="qa", show_label=False, container=False, elem_id="task",
+                            info="What to do with the documents")
             with gr.Row(equal_height=True):
                 box = gr.Textbox(placeholder="Ask a question, or ask for a summary or code…", show_label=False,
                                  scale=8, min_width=200, elem_id="question", autofocus=True, submit_btn=False)
