@@ -116,6 +116,17 @@ def test_phone_width_shows_the_chat(browser, server):
         ctx.close()
 
 
+def test_code_task_renders_highlighted_code(page):
+    page.locator("#task label").filter(has_text="Code").click()
+    ask(page, "Write a Python function that returns the workspace folder from ASSISTANT_WORKSPACE.")
+    page.wait_for_function("() => !document.querySelector('#chatbot').innerText.includes('▌')"
+                           " && document.querySelectorAll('#chatbot .message-row').length >= 2")
+    page.wait_for_selector("#chatbot pre code")
+    code = page.locator("#chatbot pre code").first
+    assert "def " in code.inner_text()
+    assert code.locator("span").count() > 0  # tokens wrapped for syntax colouring
+
+
 @pytest.fixture(scope="module")
 def auth_server(demo_bot):
     srv = launch(demo_bot, port=0, auth=[("alice", "wonder"), ("bob", "builder")], api_keys=["k"])
@@ -149,6 +160,12 @@ def test_login_is_required_and_users_see_only_their_conversations(demo_bot, brow
         ask(pg, alice_q)
         pg.wait_for_selector("#chatbot details.source, #chatbot .message-row.bot-row >> text=/\\S/")
         pg.wait_for_function(f"() => document.querySelector('#conversations').innerText.includes({alice_q[:30]!r})")
+        # Start a new chat, then resume the old one from the list: question, answer and sources return.
+        pg.locator("#new-chat").click()
+        pg.wait_for_function("() => !document.querySelector('#chatbot').innerText.includes('alice?')")
+        pg.locator("#conversations label").filter(has_text=alice_q[:30]).first.click()
+        pg.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('alice?')")
+        pg.wait_for_selector("#chatbot details.source")
     finally:
         ctx.close()
     assert any(c.title.startswith(alice_q[:30]) for c in demo_bot.conversations(user="alice"))
