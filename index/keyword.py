@@ -143,8 +143,13 @@ class KeywordIndex:
         tokens = [t for t in tokenize(query) if t in self.retriever.vocab_dict]
         if not tokens:
             return []
-        k = min(k, self.size)
-        weight = None if mask is None else mask.astype(np.float32)
-        ids, scores = self.retriever.retrieve([tokens], k=k, show_progress=False, weight_mask=weight,
-                                              n_threads=0)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        scores = np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
+        # Select among matching chunks only: usually few, and partitioning an array of mostly equal
+        # zeros is slow (16 ms at 30k chunks in bm25s' own top-k, 1 ms this way).
+        rows = np.flatnonzero(scores > 0)
+        if len(rows) > k:
+            rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+        rows = rows[np.lexsort((rows, -scores[rows]))]
+        return [(int(i), float(scores[i])) for i in rows]
