@@ -82,6 +82,13 @@ def test_answer_streams_in_with_sources_and_thumbs_up_is_logged(demo_bot, page):
     ratings = [f.rating for m in demo_bot.conversation(conv.id).messages for f in m.feedback]
     assert ratings == [1]
 
+    page.locator("#correction-panel").click()
+    page.locator("#correction textarea").fill("Start the server with --api-key KEY; clients send it as a bearer token.")
+    page.locator("#save-correction").click()
+    page.wait_for_function("() => document.body.innerText.includes('correction is stored')")
+    stored = [(f.rating, f.correction) for m in demo_bot.conversation(conv.id).messages for f in m.feedback]
+    assert stored == [(-1, "Start the server with --api-key KEY; clients send it as a bearer token.")]
+
 
 def test_upload_a_file_then_ask_about_it(demo_bot, page, tmp_path):
     doc = tmp_path / "parking-rules.md"

@@ -110,10 +110,11 @@ class ChatHandlers:
         if not mid:
             gr.Warning("This answer is not in the log, so it cannot be rated.")
             return index, ""
-        rating = 1 if data.liked is True or data.liked == "Like" else -1
+        # liked: True/"Like", False/"Dislike", or empty when the user takes the thumb back.
+        rating = 1 if data.liked in (True, "Like") else -1 if data.liked in (False, "Dislike") else 0
         self.bot.feedback(mid, rating=rating, user=_user(request))
-        gr.Info("Thanks for the rating: it is stored with the answer.")
-        return index, f"Rated answer {'👍' if rating > 0 else '👎'}. Add a correction below if you like."
+        gr.Info("Thanks for the rating: it is stored with the answer." if rating else "Rating removed.")
+        return index, f"Rated answer {'👍' if rating > 0 else '👎' if rating < 0 else '(none)'}. Add a correction below if you like."
 
     def correct(self, index: int | None, correction: str, msg_ids: dict, request: gr.Request) -> tuple[str, str]:
         """Store a correction for the selected (or else the latest) answer."""
@@ -125,6 +126,7 @@ class ChatHandlers:
         mid = msg_ids.get(str(index)) if index is not None else None
         if not mid:
             return correction, "There is no logged answer to correct yet."
+        # A correction says the answer was wrong, so it is stored with a thumbs-down.
         self.bot.feedback(mid, rating=-1, correction=correction, user=_user(request))
         return "", "Thanks: the correction is stored with the answer."
 
@@ -256,8 +258,8 @@ class ChatHandlers:
         try:
             return str(self.bot.feedback(message_id, int(rating), comment=comment or None,
                                          correction=correction or None, user=_user(request)))
-        except (KeyError, ValueError, PermissionError) as exc:
-            raise gr.Error(str(exc)) from exc
+        except (KeyError, ValueError, PermissionError, RuntimeError) as exc:  # unknown id, bad rating, log off
+            raise gr.Error(str(exc).strip("'\"")) from exc
 
     def api_ingest(self, files: list[str] | None) -> dict:
         """Upload documents into WORKSPACE/uploads and index them; returns the ingest report."""

@@ -169,7 +169,9 @@ def _announce(running: RunningServer, access: AccessPolicy, share: bool) -> None
         lines.append(f"Share link could NOT be created: {running.share_error}")
         lines.append(f"Still serving locally at {running.url}.")
     if access.auth_on:
-        lines.append(f"Sign-in required ({len(access.logins)} user(s)); /v1 needs one of {len(access.api_keys)} API key(s).")
+        api = (f"/v1 needs one of {len(access.api_keys)} API key(s)" if access.api_keys
+               else "/v1 is closed until you add --api-key KEY")
+        lines.append(f"Sign-in required ({len(access.logins)} user(s)); {api}.")
     elif access.api_keys:
         lines.append(f"/v1 needs one of {len(access.api_keys)} API key(s).")
     for line in lines:
