@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from finetune.data import (
-    IGNORE, DataError, build_dataset, load_documents, load_log, load_qa, pack_documents, split, tokenize_chat,
-    Chat, Document,
+    IGNORE, Chat, DataError, build_dataset, load_documents, load_log, load_qa, pack_documents, split, tokenize_chat,
 )
 
 
