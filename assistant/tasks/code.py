@@ -210,7 +210,7 @@ def _defines_stub(code: str, request: str) -> bool:
     """True when `code` defines every function the request's stub names (or there is no stub)."""
     names = re.findall(r"^def (\w+)\(", request, re.MULTILINE)
     if not names:
-        return bool(re.search(r"^(def|class|async def)\s", code, re.MULTILINE)) or len(code.splitlines()) >= 1
+        return bool(code.strip())
     return all(re.search(rf"^\s*def {n}\(", code, re.MULTILINE) or not re.search(r"^\S", code, re.MULTILINE)
                for n in names)
 
