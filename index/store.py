@@ -172,6 +172,12 @@ def write_generation(directory: Path, state: State) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     state.keyword.save(tmp / "bm25")
+    for written in (tmp / "bm25").iterdir():  # bm25s does not fsync; a power cut must not leave holes
+        fd = os.open(written, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     # The manifest goes last: a folder with a manifest is complete.
     _write_file(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     for sub in (tmp / "bm25", tmp):
