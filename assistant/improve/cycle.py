@@ -220,6 +220,9 @@ def _run(ws: Path, bot, cfg: ImproveConfig, say: Callable[[str], None]) -> dict[
         result = _train(ws, cfg, current, name, cdir / "sft.jsonl")
     except Exception as exc:  # noqa: BLE001 - a failed run must still leave a report and the served model
         log.exception("training failed")
+        from finetune.registry import Registry
+
+        _discard(ws, Registry(ws), name)  # leftovers (checkpoints, a half-written folder) of the failed run
         return finish("failed", [f"training failed: {type(exc).__name__}: {exc}"])
     report["candidate_model"] = name
     report["training"] = _training_summary(result, cfg)
