@@ -52,19 +52,29 @@ def save(
     rank: int = 0,
     world_size: int = 1,
     keep: int = 2,
+    sharded: bool = False,
 ) -> Path:
-    """Write checkpoint `step` (rank 0 writes weights + optimizer; every rank its RNG)."""
+    """Write checkpoint `step` (rank 0 writes weights + optimizer; every rank its RNG).
+
+    `sharded` (FSDP): every rank joins in gathering full, unsharded weights and optimizer state,
+    so the checkpoint can be resumed on any number of processes.
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.tmp"
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model_sd, optim_sd = get_state_dict(model, optimizer, options=opts)  # collective
+        blob = {"model": model_sd, "optimizer": optim_sd, "trainer": trainer_state, "format": "full-state-dict"}
+    elif rank == 0:
+        blob = {"model": trainable_state(model), "optimizer": optimizer.state_dict(), "trainer": trainer_state}
     if rank == 0:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        torch.save(
-            {"model": trainable_state(model), "optimizer": optimizer.state_dict(), "trainer": trainer_state},
-            tmp / "state.pt",
-        )
+        torch.save(blob, tmp / "state.pt")
     if world_size > 1:
         torch.distributed.barrier()  # tmp exists before the other ranks write into it
     _atomic_torch_save(rng_state(), tmp / f"rng-rank{rank}.pt")
@@ -90,9 +100,19 @@ def latest(root: Path) -> Path | None:
     return path if (path / "state.pt").exists() else None
 
 
-def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, rank: int = 0) -> dict[str, Any]:
+def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, rank: int = 0,
+         sharded: bool = False) -> dict[str, Any]:
     """Restore weights, optimizer and this rank's RNG; return the trainer state (step, position, losses)."""
     blob = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    if sharded != (blob.get("format") == "full-state-dict"):
+        raise ValueError(f"{path}: written by a {'FSDP' if not sharded else 'non-FSDP'} run; resume with the same --strategy")
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(model, optimizer, model_state_dict=blob["model"], optim_state_dict=blob["optimizer"],
+                       options=StateDictOptions(full_state_dict=True))  # every rank keeps its own shard
+        _restore_rng(path, rank)
+        return blob["trainer"]
     params = dict(model.named_parameters())
     missing = [n for n in blob["model"] if n not in params]
     if missing:
@@ -101,10 +121,14 @@ def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *
         for name, value in blob["model"].items():
             params[name].copy_(value.to(params[name].device, params[name].dtype))
     optimizer.load_state_dict(blob["optimizer"])
+    _restore_rng(path, rank)
+    return blob["trainer"]
+
+
+def _restore_rng(path: Path, rank: int) -> None:
     rng_file = path / f"rng-rank{rank}.pt"
     if rng_file.exists():
         set_rng_state(torch.load(rng_file, weights_only=False))
-    return blob["trainer"]
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--eval-qa-examples", type=int, default=32, help="held-out Q&A answered for exact match / F1 (0 = skip; each costs a generation)")
     r.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps, for --resume after a crash (0 = never)")
     r.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint (same --name and data)")
+    r.add_argument("--stop-after-steps", type=int, default=0,
+                   help="checkpoint and exit after N steps (for time-limited job slots); continue with --resume")
     r.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.set_defaults(func=run_finetune)
     return p
@@ -99,7 +102,7 @@ def _config_from_args(args):
         lora_dropout=args.lora_dropout, device=args.device, precision=args.precision, strategy=args.strategy,
         seed=args.seed, workspace=Path(args.workspace), name=args.name, output=args.output,
         register=not args.no_register, use=args.use, overwrite=args.overwrite, eval_every=args.eval_every,
-        eval_qa_examples=args.eval_qa_examples, save_every=args.save_every, resume=args.resume,
+        eval_qa_examples=args.eval_qa_examples, save_every=args.save_every, resume=args.resume, stop_after_steps=args.stop_after_steps,
         progress=not args.no_progress,
     )
 
@@ -117,7 +120,13 @@ def run_finetune(args) -> int:
     except (DataError, TrainingError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if result.model_path is None:  # non-main rank, or stopped early
+    if result.stopped_early:
+        if os.environ.get("RANK", "0") != "0":
+            return 0
+        print(f"stopped after step {len(result.losses)}; checkpoint in {result.output_dir / 'checkpoints'} "
+              "(run the same command with --resume to continue)")
+        return 0
+    if result.model_path is None:  # non-main rank
         return 0
     m = result.metrics
     print(f"model {result.name!r} saved to {result.model_path}")

@@ -107,6 +107,7 @@ class TrainConfig:
     eval_max_new_tokens: int = 48
     save_every: int = 0  # checkpoint every N steps (0 = only when a callback stops the run)
     resume: bool = False  # continue from OUTPUT/checkpoints/latest when present
+    stop_after_steps: int = 0  # checkpoint and stop after N steps of this session (time-limited job slots); 0 = run to the end
     keep_checkpoints: bool = False  # keep checkpoints after a successful run (they hold optimizer state)
     progress: bool = True
     callbacks: list[Callable[[StepInfo], bool | None]] = field(default_factory=list)
@@ -370,8 +371,6 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
     rt.barrier()
 
     fsdp = rt.distributed and config.strategy == "fsdp"
-    if fsdp and (config.save_every or config.resume):
-        raise TrainingError("checkpoints (--save-every/--resume) are not supported with --strategy fsdp yet; use ddp")
     ddp_model = wrap_distributed(model, config, rt)
     # after wrapping: FSDP swaps every parameter for its sharded version
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config, rt)
@@ -382,7 +381,7 @@ def _train(config: TrainConfig, rt: Runtime) -> TrainResult:
 
     state = {"step": 0, "losses": [], "val_losses": [], "tokens": 0, "seconds": 0.0, "fingerprint": data.fingerprint}
     if config.resume and (latest := checkpoint.latest(ckpt_root)) is not None:
-        state = checkpoint.load(latest, model, optimizer, rank=rt.rank)
+        state = checkpoint.load(latest, model, optimizer, rank=rt.rank, sharded=fsdp)
         if state["fingerprint"] != data.fingerprint:
             raise TrainingError(f"{latest}: the training data changed since this checkpoint; resume needs the same data")
         if rt.is_main:
@@ -461,6 +460,7 @@ def _loop(ddp_model, model, optimizer, data, config, rt, state, total_steps, ste
                dynamic_ncols=True)
     ddp_model.train()
     stopped = False
+    first_step = state["step"]
     try:
         while state["step"] < total_steps:
             step = state["step"]
@@ -511,12 +511,12 @@ def _loop(ddp_model, model, optimizer, data, config, rt, state, total_steps, ste
                     bar.write(f"step {state['step']}: validation loss {val['loss']:.4f} (ppl {val['perplexity']:.2f})")
             info = StepInfo(state["step"], total_steps, step_loss, lr, tps, mfu, state["step"] / steps_per_epoch, dt_s, step_tokens)
             stop = any(bool(cb(info)) for cb in config.callbacks)
+            stop = stop or bool(config.stop_after_steps and state["step"] - first_step >= config.stop_after_steps)
             stop = rt.all_reduce_sum(float(stop)) > 0
             want_ckpt = stop or (config.save_every and state["step"] % config.save_every == 0 and state["step"] < total_steps)
-            if want_ckpt and config.strategy == "fsdp" and rt.distributed:
-                log.warning("no checkpoint at step %d: not supported with FSDP yet", state["step"])
-            elif want_ckpt:
-                checkpoint.save(ckpt_root, state["step"], model, optimizer, state, rank=rt.rank, world_size=rt.world_size)
+            if want_ckpt:
+                checkpoint.save(ckpt_root, state["step"], model, optimizer, state, rank=rt.rank, world_size=rt.world_size,
+                                sharded=fsdp)
             if stop:
                 stopped = True
                 break

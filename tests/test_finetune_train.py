@@ -91,7 +91,8 @@ def free_port() -> int:
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_on_gloo_match_one_process(tiny_model, tmp_path, strategy):
-    """2 ranks x micro-batch 2 must follow one process with micro-batch 4 (same global batch)."""
+    """2 ranks x micro-batch 2 must follow one process with micro-batch 4 (same global batch);
+    with FSDP, also across a checkpoint and resume of the sharded state."""
     single = train(tiny_config(tiny_model, method="full", max_steps=4, batch_size=4, eval_qa_examples=0,
                                output=tmp_path / "single", register=False))
     ws = tmp_path / "ws"
@@ -101,6 +102,11 @@ def test_two_processes_on_gloo_match_one_process(tiny_model, tmp_path, strategy)
            "--eval-qa-examples", "1", "--eval-every", "2", "--device", "cpu", "--name", strategy, "--no-progress",
            "--strategy", strategy]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    if strategy == "fsdp":  # also split the run: checkpoint the sharded state after 2 steps, resume
+        first = subprocess.run(cmd + ["--stop-after-steps", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "stopped after step 2" in first.stdout and not (ws / "models" / "registry.json").exists()
+        cmd = cmd + ["--resume"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((ws / "models" / strategy / "metrics.json").read_text())
