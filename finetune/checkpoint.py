@@ -4,7 +4,9 @@ A checkpoint is a folder `step-000042/` written under a temporary name and renam
 and `latest` (a one-line file, replaced atomically) names the newest one, so a crash mid-save
 leaves the previous checkpoint usable. Only the trainable parameters are stored (the LoRA
 adapter, or every weight for full fine-tuning); the frozen base is reloaded from its source.
-Every rank stores its own RNG state so dropout draws continue exactly where they stopped.
+Under FSDP the full (gathered) weights and optimizer state are stored instead, so a sharded run
+can resume on another number of processes. Every rank stores its own RNG state so dropout draws
+continue exactly where they stopped.
 """
 from __future__ import annotations
 
