@@ -126,8 +126,8 @@ def test_phone_width_shows_the_chat(browser, server):
 def test_code_task_renders_highlighted_code(page):
     page.locator("#task label").filter(has_text="Code").click()
     ask(page, "Write a Python function that returns the workspace folder from ASSISTANT_WORKSPACE.")
-    page.wait_for_function("() => !document.querySelector('#chatbot').innerText.includes('▌')"
-                           " && document.querySelectorAll('#chatbot .message-row').length >= 2")
+    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('▌')")
+    page.wait_for_function("() => !document.querySelector('#chatbot').innerText.includes('▌')")
     page.wait_for_selector("#chatbot pre code")
     code = page.locator("#chatbot pre code").first
     assert "def " in code.inner_text()

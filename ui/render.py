@@ -89,10 +89,13 @@ def answer_markdown(answer: Answer) -> str:
 
 
 def streaming_markdown(text: str, status: str = "") -> str:
-    """A message still being written: the text so far, or the current status while none yet."""
+    """A message still being written: the text so far, or the current status while none yet.
+
+    Always ends with the cursor ▌, so "no cursor" means the answer is complete.
+    """
     if text:
         return text + " ▌"
-    return f"_{status or 'Thinking…'}_"
+    return f"_{status or 'Thinking…'}_ ▌"
 
 
 def source_dict(n: int, src: Source) -> dict[str, Any]:
