@@ -38,6 +38,9 @@ class Config:
     context_passages: int = 1  # passages put in the prompt: the small default model does best with one
     chunk_tokens: int = 160  # embedder tokens per chunk; smaller = more precise passages
     chunk_overlap: int = 32
+    max_file_bytes: int = 50 * 1024 * 1024  # larger files are reported and skipped
+    index_kind: str = "auto"  # auto (flat, then IVF past approx_threshold) | flat | ivf | hnsw
+    approx_threshold: int = 50_000  # chunks before an approximate index pays off; exact below
     min_relevance: float = 0.25  # below this dense score nothing counts as relevant: decline
     # Log
     database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...

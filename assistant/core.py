@@ -69,7 +69,8 @@ class Assistant:
                 self._index = DocumentIndex.open(
                     self.workspace / "index", self.config.embedder, chunk_tokens=self.config.chunk_tokens,
                     chunk_overlap=self.config.chunk_overlap, reranker=self.config.reranker,
-                    device=self.config.device,
+                    device=self.config.device, max_file_bytes=self.config.max_file_bytes,
+                    index_kind=self.config.index_kind, approx_threshold=self.config.approx_threshold,
                 )
             return self._index
 
