@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
