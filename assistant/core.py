@@ -100,7 +100,10 @@ class Assistant:
         return self.config.generator
 
     def generator(self, model: str | None = None) -> Generator:
+        """The backend for `model` (a registry name, 'base', an HF id or path), loaded once and kept."""
         name = model or self.model_name
+        if name == "base":  # the configured generator, whatever the registry serves
+            name = self.config.generator
         with self._lock:
             if name not in self._generators:
                 t0 = time.perf_counter()
@@ -183,8 +186,13 @@ class Assistant:
     def stream_events(self, question: str, *, task: str = "qa", conversation_id: str | None = None,
                       user: str | None = None, k: int | None = None, temperature: float | None = None,
                       model: str | None = None, tests: str = "", log: bool = True,
-                      path_prefix: str | None = None, file_types: Sequence[str] | None = None) -> Iterator[Event]:
-        """Run a task and yield `TextDelta`, `Status` and finally `Result(answer)`."""
+                      path_prefix: str | None = None, file_types: Sequence[str] | None = None,
+                      history: list[dict[str, str]] | None = None) -> Iterator[Event]:
+        """Run a task and yield `TextDelta`, `Status` and finally `Result(answer)`.
+
+        `history` (earlier {"role", "content"} turns) serves callers that keep the conversation
+        themselves, like OpenAI-style clients; with a `conversation_id` the log's history is used.
+        """
         from assistant.tasks import run_task
         from assistant.tasks.rewrite import standalone_query
         from assistant.tasks.routing import infer_task
@@ -202,7 +210,11 @@ class Assistant:
         if task == "auto":
             task = infer_task(question)
         use_log = log and self.log is not None
-        history = self._history_for(conversation_id, use_log)
+        if conversation_id or not history:
+            history = self._history_for(conversation_id, use_log)
+        else:
+            history = [{"role": m["role"], "content": m["content"]} for m in history
+                       if m.get("role") in ("user", "assistant") and m.get("content")][-HISTORY_TURNS:]
         gen = self.generator(model)
         ctx = _Context(self, gen, task)
         query = standalone_query(question, history, ctx)

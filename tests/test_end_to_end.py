@@ -91,3 +91,13 @@ def test_cli_ingest_then_ask_json(tmp_path, sample_docs):
     answer = json.loads(out.stdout)
     assert answer["sources"] and Path(answer["sources"][0]["path"]).name == "fine-tuning.md"
     assert answer["conversation_id"] and answer["message_id"]
+
+
+def test_base_model_name_and_caller_history(demo_bot):
+    assert demo_bot.generator("base") is demo_bot.generator(demo_bot.config.generator)
+    answer = demo_bot.ask("and how do I undo that?", log=False, history=[
+        {"role": "user", "content": "How do I make the assistant serve a fine-tuned model?"},
+        {"role": "assistant", "content": "Run assistant models use NAME."},
+    ])
+    assert "fine-tun" in answer.standalone_query.lower() or "model" in answer.standalone_query.lower()
+    assert any(Path(s.path).name == "fine-tuning.md" for s in answer.sources)
