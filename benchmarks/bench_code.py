@@ -117,8 +117,10 @@ def main() -> None:
     rows = [[name, n, totals[name], totals[name] / n, syntax[name] / n, seconds[name] / n]
             for name in ("raw", "assistant")]
     print(table(["path", "problems", "passed", "pass@1", "syntax-error rate", "s/problem"], rows))
-    ratio = (totals["assistant"] / totals["raw"]) if totals["raw"] else float("inf") if totals["assistant"] else 1.0
-    print(f"assistant / raw pass@1 ratio: {ratio:.2f}  (device {device}, greedy, model smollm2)")
+    # None when the raw model solved nothing: a ratio over zero says nothing (compare the counts)
+    ratio = totals["assistant"] / totals["raw"] if totals["raw"] else None
+    shown = f"{ratio:.2f}" if ratio is not None else f"n/a (raw solved 0; assistant solved {totals['assistant']})"
+    print(f"assistant / raw pass@1 ratio: {shown}  (device {device}, greedy, model smollm2)")
     path = write_result("bench_code", {
         "model": "smollm2", "device": device, "problems": n, "max_new_tokens": args.max_new_tokens,
         "pass_at_1": {k: totals[k] / n for k in totals}, "passed": totals,
