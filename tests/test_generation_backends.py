@@ -68,3 +68,18 @@ def test_unreachable_server_error_names_the_url():
     gen = OpenAICompatibleGenerator("http://127.0.0.1:9/v1", "m", timeout_s=2)
     with pytest.raises(RuntimeError, match="127.0.0.1:9"):
         "".join(gen.stream([{"role": "user", "content": "hi"}], max_new_tokens=4))
+
+
+def test_abandoned_stream_stops_generation_and_frees_the_model(demo_bot):
+    import threading
+
+    gen = demo_bot.generator()
+    before = {t.ident for t in threading.enumerate()}
+    stream = gen.stream([{"role": "user", "content": "Write a long story about a lighthouse."}], max_new_tokens=400)
+    next(stream)
+    assert {t.ident for t in threading.enumerate()} - before  # generate() runs in a worker thread
+    stream.close()  # the reader gives up after one piece
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert not leftover, leftover  # the worker was stopped and joined, not left generating
+    assert gen._lock.acquire(timeout=1)  # and the model is free for the next answer
+    gen._lock.release()

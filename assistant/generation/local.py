@@ -99,31 +99,34 @@ class LocalGenerator:
                 streamer.end()
 
         start = time.perf_counter()
+        text, sent = "", 0
         with self._lock:
             worker = threading.Thread(target=work, daemon=True)
             worker.start()
-            text, sent = "", 0
-            for piece in streamer:
-                if not piece:
-                    continue
-                if not stats.ttft_ms:
-                    stats.ttft_ms = (time.perf_counter() - start) * 1000
-                text += piece
-                cut, stopped = cut_at_stop(text, stop)
-                safe = len(cut) if stopped else len(cut) - held_back(cut, stop)
-                if safe > sent:
-                    yield cut[sent:safe]
-                    sent = safe
-                if stopped:
-                    halt.set()
-                    break
-            halt.set()  # also when the caller stopped reading
-            worker.join()
+            try:
+                for piece in streamer:
+                    if not piece:
+                        continue
+                    if not stats.ttft_ms:
+                        stats.ttft_ms = (time.perf_counter() - start) * 1000
+                    text += piece
+                    cut, stopped = cut_at_stop(text, stop)
+                    safe = len(cut) if stopped else len(cut) - held_back(cut, stop)
+                    if safe > sent:
+                        yield cut[sent:safe]
+                        sent = safe
+                    if stopped:
+                        break
+            finally:
+                # Also when the caller stops reading early (GeneratorExit): stop generate() and
+                # wait for it, so no orphan generation keeps the CPU busy outside the lock.
+                halt.set()
+                worker.join()
+                stats.tokens_in = n_in
+                stats.tokens_out = self.count_tokens(text) if text else 0
+                stats.duration_ms = (time.perf_counter() - start) * 1000
         if errors:
             raise errors[0]
         final, _ = cut_at_stop(text, stop)
         if len(final) > sent:
             yield final[sent:]
-        stats.tokens_in = n_in
-        stats.tokens_out = self.count_tokens(text) if text else 0
-        stats.duration_ms = (time.perf_counter() - start) * 1000
