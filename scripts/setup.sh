@@ -7,12 +7,12 @@
 #                this kind of machine; on a GPU machine use e.g. TORCH_SPEC="torch" or a CUDA
 #                index via PIP_EXTRA_INDEX_URL)
 #   VENV         where the virtual environment lives (default .venv)
-#   EXTRAS       the extras to install (default all,dev)
+#   EXTRAS       the extras to install (default all,dev,bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-EXTRAS="${EXTRAS:-all,dev}"
+EXTRAS="${EXTRAS:-all,dev,bench}"
 PY="${PYTHON:-python3}"
 stamp="$VENV/.setup-stamp"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1) $TORCH_SPEC $EXTRAS"
