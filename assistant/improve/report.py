@@ -86,7 +86,7 @@ def metric(evaluation: dict[str, Any] | None, path: tuple[str, str]) -> Any:
 def render_markdown(report: dict[str, Any]) -> str:
     decision = report.get("decision", {})
     lines = [f"# Improvement cycle {report.get('cycle')}", "",
-             f"- started {report.get('started_at')}, took {_fmt(report.get('seconds'))} s",
+             f"- started {report.get('started_at')}, took {report.get('seconds', 0):.1f} s",
              f"- served model before: `{report.get('current_model')}`",
              f"- candidate: `{report.get('candidate_model') or '(none trained)'}`",
              f"- **decision: {decision.get('status', '?')}**"]
