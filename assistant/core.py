@@ -111,6 +111,11 @@ class Assistant:
                 log.info("loaded generator %s in %.1fs", name, time.perf_counter() - t0)
             return self._generators[name]
 
+    def unload(self, model: str) -> None:
+        """Forget a loaded model (its memory is freed once no answer still uses it)."""
+        with self._lock:
+            self._generators.pop(model, None)
+
     def models(self) -> list[str]:
         """'base' (the configured generator) and every fine-tuned model in the registry."""
         import json

@@ -227,6 +227,11 @@ def test_improve_cycle_end_to_end(domain_bot, tmp_path):
     assert "promoted" in md and "| held-out token F1 |" in md
     shown = run_cli(ws, "--report")
     assert shown.returncode == 0 and "Improvement cycle 3" in shown.stdout
+    from ui.app import models_panel  # the chat's Models tab shows the same report and plot
+
+    served, report_md, image = models_panel(bot)
+    assert "improve-003" in served and "Improvement cycle 3" in report_md
+    assert image["visible"] and image["value"].size[0] > 100
 
     # 5. Rollback is one registry write: the base is served again at once.
     from finetune.registry import Registry

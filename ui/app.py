@@ -328,6 +328,13 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
             docs = gr.Dataframe(headers=["title", "path", "type", "chunks"], label="Indexed documents",
                                 interactive=False, elem_id="documents")
 
+        with gr.Tab("Models", elem_id="tab-models"):
+            models_info = gr.Markdown(elem_id="models-info")
+            improve_report = gr.Markdown(elem_id="improve-report")
+            improve_plot = gr.Image(label="Held-out F1 across improvement cycles", visible=False,
+                                    interactive=False, elem_id="improve-plot")
+            refresh_models = gr.Button("Refresh", elem_id="refresh-models")
+
         chat_io = dict(inputs=[box, chat, conv_id, task, model, k, temp, msg_ids], outputs=[chat, box, conv_id, msg_ids])
         for trigger in (box.submit, send.click):
             trigger(h.respond, **chat_io, api_visibility="private", concurrency_id="chat",
@@ -341,6 +348,10 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
                          concurrency_id="ingest", concurrency_limit=1)
         demo.load(h.conversation_choices, None, convs, api_visibility="private")
         demo.load(h.document_rows, None, docs, api_visibility="private")
+        panel_io = dict(fn=lambda: models_panel(bot), inputs=None,
+                        outputs=[models_info, improve_report, improve_plot], api_visibility="private")
+        demo.load(**panel_io)
+        refresh_models.click(**panel_io)
 
         # Named endpoints for gradio_client; same handlers, no page components involved.
         gr.api(h.api_ask, api_name="ask", concurrency_id="chat", concurrency_limit=chat_concurrency)
@@ -352,6 +363,26 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
                                        concurrency_id="ingest", concurrency_limit=1)
     demo.queue(default_concurrency_limit=chat_concurrency, max_size=64)
     return demo
+
+
+def models_panel(bot: Any) -> tuple[str, str, Any]:
+    """The Models tab: what is served, what is registered, and the last `assistant improve` cycle."""
+    from assistant.improve import cycle_plot_path, latest_report
+    from assistant.improve.report import render_markdown
+
+    lines = [f"**Serving:** `{current_model(bot)}`", "", "| model | served |", "| --- | --- |"]
+    lines += [f"| `{name}` | {'yes' if name == current_model(bot) else ''} |" for name in model_choices(bot)]
+    lines += ["", "Switch with `assistant models use NAME`; `assistant models rollback` returns to the previous one."]
+    report = latest_report(bot.workspace)
+    report_md = render_markdown(report) if report else "No improvement cycle yet: run `assistant improve`."
+    plot = cycle_plot_path(bot.workspace)
+    image = None
+    if plot:  # handed over as pixels: the workspace itself is never served as files
+        from PIL import Image
+
+        with Image.open(plot) as img:
+            image = img.convert("RGB")
+    return "\n".join(lines), report_md, gr.update(value=image, visible=image is not None)
 
 
 def model_choices(bot: Any) -> list[str]:

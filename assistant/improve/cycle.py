@@ -408,9 +408,7 @@ def _discard(ws: Path, registry, name: str) -> None:
 
 def _unload(bot, name: str) -> None:
     """Drop a candidate's weights from the facade's model cache (it is either served anew or gone)."""
-    cache = getattr(bot, "_generators", None)
-    if isinstance(cache, dict):
-        cache.pop(name, None)
+    bot.unload(name)
 
 
 def config_from_dict(values: dict[str, Any]) -> ImproveConfig:
