@@ -83,3 +83,18 @@ def test_abandoned_stream_stops_generation_and_frees_the_model(demo_bot):
     assert not leftover, leftover  # the worker was stopped and joined, not left generating
     assert gen._lock.acquire(timeout=1)  # and the model is free for the next answer
     gen._lock.release()
+
+
+def test_repeat_guard_bans_repeats_in_the_answer_but_not_copying_the_prompt():
+    import torch
+
+    from assistant.generation.local import AnswerNoRepeatNGram
+
+    prompt = [5, 6, 7, 8]
+    guard = AnswerNoRepeatNGram(3, prompt_len=len(prompt))
+    # the answer so far copies the prompt's 5 6 7: allowed (the prompt is not the answer's history)
+    scores = guard(torch.tensor([prompt + [5, 6]]), torch.zeros(1, 10))
+    assert torch.isfinite(scores).all()
+    # the answer already said "1 2 3" and now says "1 2" again: 3 is banned, nothing else
+    scores = guard(torch.tensor([prompt + [1, 2, 3, 1, 2]]), torch.zeros(1, 10))
+    assert scores[0, 3] == float("-inf") and torch.isfinite(scores[0, [0, 1, 2, 4, 5]]).all()

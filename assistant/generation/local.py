@@ -22,6 +22,30 @@ def pick_device(preference: str = "auto") -> str:
     return "cpu"
 
 
+class AnswerNoRepeatNGram:
+    """Ban any n-gram that the answer itself already contains (the prompt is free to be copied).
+
+    Small models fall into loops ("psy1+psy2+psy3..."); banning repeats inside the answer stops
+    that while still letting the model quote the passage word for word.
+    """
+
+    def __init__(self, n: int, prompt_len: int):
+        self.n = n
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids, scores):
+        for row in range(input_ids.shape[0]):
+            answer = input_ids[row, self.prompt_len:].tolist()
+            if len(answer) < self.n:
+                continue
+            prefix = answer[len(answer) - self.n + 1:]
+            banned = [answer[i + self.n - 1] for i in range(len(answer) - self.n + 1)
+                      if answer[i:i + self.n - 1] == prefix]
+            if banned:
+                scores[row, banned] = float("-inf")
+        return scores
+
+
 class LocalGenerator:
     """A Hugging Face causal LM with its chat template, streamed token by token.
 
@@ -84,7 +108,11 @@ class LocalGenerator:
                       stopping_criteria=StoppingCriteriaList([_Halt()]),
                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
         if no_repeat_ngram:
-            kwargs["no_repeat_ngram_size"] = int(no_repeat_ngram)
+            # Not transformers' no_repeat_ngram_size: that one also bans n-grams of the prompt,
+            # so the model could not copy a phrase from the passage it is answering from.
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([AnswerNoRepeatNGram(int(no_repeat_ngram), n_in)])
         if temperature and temperature > 0:
             kwargs.update(do_sample=True, temperature=float(temperature), top_p=0.95)
         else:
