@@ -39,3 +39,21 @@ def demo_bot(tmp_path_factory, sample_docs):
     assert not report.failed, report.failed
     yield bot
     bot.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """A fresh conversation-log database URL on each backend (the log tests run on both).
+
+    PostgreSQL needs TEST_POSTGRES_URL (`eval "$(bash scripts/start_postgres.sh)"`); without a
+    server those variants are skipped with a loud warning, never silently.
+    """
+    from assistant.log.testing import BACKENDS, backend_url, skip_postgres_loudly
+
+    assert request.param in BACKENDS
+    try:
+        with backend_url(request.param, tmp_path) as u:
+            yield u
+    except LookupError as exc:
+        skip_postgres_loudly(str(exc))
+        pytest.skip(str(exc))

@@ -16,22 +16,11 @@ import pytest
 from sqlalchemy import text
 
 from assistant.log import ConversationLog
-from assistant.log.testing import BACKENDS, backend_url, skip_postgres_loudly
 from index.types import Source
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS, ANSWERS_PER_THREAD = 8, 200
 SOURCES = [Source(path=f"docs/{i}.md", title=f"Doc {i}", locator=f"§ {i}", snippet="s", score=0.5) for i in range(2)]
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, tmp_path):
-    try:
-        with backend_url(request.param, tmp_path) as u:
-            yield u
-    except LookupError as exc:
-        skip_postgres_loudly(str(exc))
-        pytest.skip(str(exc))
 
 
 def scalar(log: ConversationLog, sql: str):

@@ -10,18 +10,7 @@ from sqlalchemy import text
 from assistant.log import ConversationLog
 from assistant.log.db import Database
 from assistant.log.migrations import MIGRATIONS, applied, migrate
-from assistant.log.testing import BACKENDS, backend_url, skip_postgres_loudly
 from index.types import Source
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, tmp_path):
-    try:
-        with backend_url(request.param, tmp_path) as u:
-            yield u
-    except LookupError as exc:
-        skip_postgres_loudly(str(exc))
-        pytest.skip(str(exc))
 
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)

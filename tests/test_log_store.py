@@ -9,18 +9,7 @@ from sqlalchemy import text
 
 from assistant.config import Config
 from assistant.log import ConversationLog, log_url
-from assistant.log.testing import BACKENDS, backend_url, skip_postgres_loudly
 from index.types import Source
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, tmp_path):
-    try:
-        with backend_url(request.param, tmp_path) as u:
-            yield u
-    except LookupError as exc:
-        skip_postgres_loudly(str(exc))
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
