@@ -134,19 +134,7 @@ def load_markdown(path: Path, text: str) -> LoadedDocument:
         if tok.type == "heading_open" and tok.map:
             heads.append((int(tok.tag[1]), tok.map[0], tok.map[1], tokens[i + 1].content.strip()))
     title = next((h[3] for h in heads if h[0] == 1), "") or path.stem
-    sections: list[Section] = []
-    first = heads[0][1] if heads else len(lines)
-    if first > 0:
-        sections.append(Section("\n".join(lines[:first]), [], 1))
-    stack: list[tuple[int, str]] = []
-    for n, (level, start, body, name) in enumerate(heads):
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, name))
-        end = heads[n + 1][1] if n + 1 < len(heads) else len(lines)
-        path_names = [h for lv, h in stack if not (lv == 1 and h == title)]
-        sections.append(Section("\n".join(lines[body:end]), path_names, body + 1))
-    return LoadedDocument(str(path), title, "markdown", sections)
+    return LoadedDocument(str(path), title, "markdown", sections_from_headings(lines, heads, title))
 
 
 # --- reStructuredText ----------------------------------------------------------------------
@@ -175,19 +163,28 @@ def load_rst(path: Path, text: str) -> LoadedDocument:
         heads.append((styles.index(style) + 1, first, body, name))
         i = body
     title = heads[0][3] if heads else path.stem
+    return LoadedDocument(str(path), title, "rst", sections_from_headings(lines, heads, title))
+
+
+def sections_from_headings(lines: list[str], heads: list[tuple[int, int, int, str]], title: str) -> list[Section]:
+    """One section per heading, carrying its heading path (the document title left out).
+
+    `heads` holds (level, first line, first body line, heading text); text before the first
+    heading becomes a section of its own with an empty heading path.
+    """
     sections: list[Section] = []
     first = heads[0][1] if heads else len(lines)
     if first > 0:
         sections.append(Section("\n".join(lines[:first]), [], 1))
     stack: list[tuple[int, str]] = []
-    for n, (level, start, body, name) in enumerate(heads):
+    for n, (level, _start, body, name) in enumerate(heads):
         while stack and stack[-1][0] >= level:
             stack.pop()
         stack.append((level, name))
         end = heads[n + 1][1] if n + 1 < len(heads) else len(lines)
         names = [h for lv, h in stack if not (lv == 1 and h == title)]
         sections.append(Section("\n".join(lines[body:end]), names, body + 1))
-    return LoadedDocument(str(path), title, "rst", sections)
+    return sections
 
 
 # --- HTML ----------------------------------------------------------------------------------
