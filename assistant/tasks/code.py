@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator
+from typing import Generator, Iterator
 
 from assistant.sandbox import run_python
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
@@ -135,15 +135,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     context = _context(ctx, given, min(int(budget * CONTEXT_SHARE), budget - ctx.count_tokens(request_text)))
     messages = [{"role": "user", "content": PROMPT.format(context=context, request=request_text,
                                                           language=language.capitalize(), fence=fence)}]
-    text = ""
-    for piece in ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature,
-                                     stop=STOP):
-        text += piece
-        yield TextDelta(piece)
-    closing = _close_fence(text)
-    if closing:
-        yield TextDelta(closing)
-        text += closing
+    text = yield from _stream_block(ctx, messages, req)
     code, language = extract_code(text, language)
     if language == "python" and code:
         code = complete_with_stub(code, request)
@@ -160,15 +152,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         retry = [{"role": "user", "content": RETRY_PROMPT.format(
             language=language.capitalize(), fence=fence, error=error,
             code=fit_text(ctx, code or text, int(budget * 0.4)), request=request_text)}]
-        retry_text = ""
-        for piece in ctx.generate_stream(retry, max_new_tokens=answer_room(ctx), temperature=req.temperature,
-                                         stop=STOP):
-            retry_text += piece
-            yield TextDelta(piece)
-        closing = _close_fence(retry_text)
-        if closing:
-            yield TextDelta(closing)
-            retry_text += closing
+        retry_text = yield from _stream_block(ctx, retry, req)
         text += retry_text
         attempts = 2
         new_code, _ = extract_code(retry_text, language)
@@ -240,3 +224,17 @@ def _context(ctx: TaskContext, passages: list[Source], budget: int) -> str:
         blocks.append(header + body)
         left -= ctx.count_tokens(header + body)
     return "\n\n".join(blocks) + "\n\n" if blocks else ""
+
+
+def _stream_block(ctx: TaskContext, messages: list[dict[str, str]], req: TaskRequest) -> Generator[TextDelta, None, str]:
+    """Stream one model reply as deltas and return its text, with an unclosed fence closed."""
+    text = ""
+    for piece in ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature,
+                                     stop=STOP):
+        text += piece
+        yield TextDelta(piece)
+    closing = _close_fence(text)
+    if closing:
+        yield TextDelta(closing)
+        text += closing
+    return text
