@@ -101,3 +101,20 @@ def test_base_model_name_and_caller_history(demo_bot):
     ])
     assert "fine-tun" in answer.standalone_query.lower() or "model" in answer.standalone_query.lower()
     assert any(Path(s.path).name == "fine-tuning.md" for s in answer.sources)
+
+
+def test_cli_eval_retrieval_compares_the_three_modes(demo_bot, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "Which environment variable selects PostgreSQL for the log?", "path": "conversation-log.md"},
+        {"question": "How do I roll back to the previous model?", "path": "fine-tuning.md"},
+        {"question": "Which file formats can be ingested?", "path": "ingesting-documents.md"},
+    ]) + "\n")
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "--workspace", str(demo_bot.workspace), "eval",
+                          "retrieval", "--qa", str(qa), "--json", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "hybrid" in out.stdout and "recall@5" in out.stdout
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert set(result["modes"]) == {"dense", "keyword", "hybrid"} and result["n_questions"] == 3
+    assert result["modes"]["hybrid"]["recall@5"] >= 2 / 3
