@@ -92,16 +92,9 @@ def cmd_ask(args) -> int:
 
 
 def _serve_kwargs(args) -> dict:
-    auth = []
-    for pair in args.auth or []:
-        if ":" not in pair:
-            raise SystemExit(f"--auth expects USER:PASS, got {pair!r}")
-        user, password = pair.split(":", 1)
-        auth.append((user, password))
-    keys = list(args.api_key or [])
-    keys += [k for k in os.environ.get("ASSISTANT_API_KEYS", "").split(",") if k]
-    return dict(host=args.host, port=args.port, share=args.share, auth=auth or None, auth_file=args.auth_file,
-                allow_public_share=args.allow_public_share, api_keys=keys or None)
+    """Raw serve options; ui.security parses and checks them (USER:PASS, ASSISTANT_API_KEYS)."""
+    return dict(host=args.host, port=args.port, share=args.share, auth=args.auth, auth_file=args.auth_file,
+                allow_public_share=args.allow_public_share, api_keys=args.api_key)
 
 
 def cmd_serve(args) -> int:

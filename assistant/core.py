@@ -118,13 +118,9 @@ class Assistant:
 
     def models(self) -> list[str]:
         """'base' (the configured generator) and every fine-tuned model in the registry."""
-        import json
+        from assistant.model_paths import registered_model_names
 
-        reg = self.workspace / "models" / "registry.json"
-        names = ["base"]
-        if reg.exists():
-            names += sorted(json.loads(reg.read_text()).get("models", {}))
-        return names
+        return ["base", *registered_model_names(self.workspace)]
 
     def use_model(self, name: str) -> None:
         """Serve `name` from now on ('base' = the configured generator); the registry records it."""

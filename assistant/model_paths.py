@@ -36,31 +36,31 @@ def _package_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _registry(workspace: Path | None) -> dict:
+    """`WORKSPACE/models/registry.json` (written by finetune.registry), or {} when there is none."""
+    reg = workspace / "models" / "registry.json" if workspace is not None else None
+    return json.loads(reg.read_text()) if reg is not None and reg.exists() else {}
+
+
+def registered_model_names(workspace: Path | None) -> list[str]:
+    return sorted(_registry(workspace).get("models", {}))
+
+
 def registry_model_path(workspace: Path | None, name: str) -> Path | None:
     """A fine-tuned model registered in `WORKSPACE/models/registry.json`, if `name` is one."""
-    if workspace is None:
-        return None
-    reg = workspace / "models" / "registry.json"
-    if not reg.exists():
-        return None
-    data = json.loads(reg.read_text())
+    data = _registry(workspace)
     if name in ("current", "served"):
         name = data.get("current") or ""
     entry = data.get("models", {}).get(name)
     if not entry:
         return None
     path = Path(entry["path"])
-    return path if path.is_absolute() else reg.parent / path
+    return path if path.is_absolute() else workspace / "models" / path
 
 
 def served_model_name(workspace: Path | None) -> str | None:
     """The registry's current model (set by `assistant models use NAME`), if any."""
-    if workspace is None:
-        return None
-    reg = workspace / "models" / "registry.json"
-    if not reg.exists():
-        return None
-    return json.loads(reg.read_text()).get("current") or None
+    return _registry(workspace).get("current") or None
 
 
 def resolve_generator(name: str, workspace: Path | None = None) -> str:
