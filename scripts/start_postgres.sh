@@ -112,8 +112,10 @@ main() {
     local tries=0
     while port_busy "$PORT" && [ $tries -lt 20 ]; do PORT=$((PORT + 1)); tries=$((tries + 1)); done
     info "starting PostgreSQL on 127.0.0.1:$PORT (log: $log)"
+    # 3>&-: the server outlives this script and must not hold fd 3 (the caller's `$(...)` pipe),
+    # or the caller's command substitution waits for it forever.
     as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $sock -c max_connections=200" start >/dev/null \
+      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $sock -c max_connections=200" start >/dev/null 3>&- \
       || { warn "the server did not start; see $log"; tail -n 20 "$log" >&2 2>/dev/null; return 1; }
     echo "$PORT" >"$BASE/port"
   fi

@@ -38,3 +38,44 @@ def test_eval_exports_the_url():
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "ASSISTANT_PG_NO_INSTALL": "1", "TEST_POSTGRES_URL": ""})
     assert result.returncode == 0 and result.stdout.startswith("url=")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_freshly_started_server_does_not_hold_the_callers_pipe():
+    """CI runs `pg="$(bash start_postgres.sh)"`: the new server must not keep that pipe open,
+    or the substitution (and the whole test run) waits forever."""
+    import shutil
+    import tempfile
+
+    if not any(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")) and not shutil.which("pg_ctl"):
+        import pytest
+
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    base = Path(tempfile.mkdtemp(prefix="assistant-pg-fresh-", dir="/tmp"))  # reachable by `postgres`
+    env = {**os.environ, "ASSISTANT_PG_NO_INSTALL": "1", "ASSISTANT_PG_DIR": str(base),
+           "ASSISTANT_PG_PORT": str(_free_port())}
+    proc = subprocess.Popen(["bash", "-c", f'pg="$(bash {SCRIPT})"; echo "got:$pg"'], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        raise AssertionError("the caller's $(...) did not return: the server holds its pipe")
+    finally:
+        stop = ["pg_ctl", "-D", str(base / "data"), "stop", "-m", "immediate"]
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if bindir:
+            stop[0] = str(bindir[-1] / "pg_ctl")
+        if os.geteuid() == 0:
+            stop = ["runuser", "-u", "postgres", "--", *stop]
+        subprocess.run(stop, capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+    assert proc.returncode == 0
+    assert EXPORT.match(out.removeprefix("got:")), (out, err)
