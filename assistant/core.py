@@ -149,6 +149,10 @@ class Assistant:
             raise KeyError("logging is off for this workspace: no stored conversations")
         return self.log.get_conversation(conversation_id)
 
+    def conversation_of(self, message_id: str) -> str | None:
+        """Which conversation a logged message belongs to (None when unknown or logging is off)."""
+        return self.log.conversation_of(message_id) if self.log else None
+
     def history(self, conversation_id: str):
         return self.log.history(conversation_id) if self.log else []
 

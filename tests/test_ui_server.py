@@ -200,6 +200,11 @@ def test_each_user_sees_only_their_own_conversations(demo_bot, auth_server):
         assert cid not in {c.id for c in demo_bot.conversations(user="bob")}
         with pytest.raises(AppError, match="No such conversation"):
             bob.predict("And then?", "qa", cid, api_name="/ask")
+        with pytest.raises(AppError, match="No such conversation"):  # nor rate alice's answer
+            bob.predict(ans["message_id"], -1, "", "wrong!", api_name="/feedback")
+        assert not [f for m in demo_bot.conversation(cid).messages for f in m.feedback]
+        assert alice.predict(ans["message_id"], 1, api_name="/feedback")
+        assert [f.user for m in demo_bot.conversation(cid).messages for f in m.feedback] == ["alice"]
     finally:
         alice.close()
         bob.close()

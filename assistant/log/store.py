@@ -86,6 +86,12 @@ class ConversationLog:
         with self.db.read() as s:
             return s.get(ConversationRow, conversation_id) is not None
 
+    def conversation_of(self, message_id: str) -> str | None:
+        """The conversation a message belongs to (None for an unknown id): for ownership checks."""
+        with self.db.read() as s:
+            row = s.get(MessageRow, message_id)
+            return row.conversation_id if row is not None else None
+
     def record_question(self, conversation_id: str, content: str, *, task: str, user: str | None = None) -> str:
         """Store the user's message; the conversation's title becomes its first question."""
         mid, now = new_id(), utcnow()
