@@ -228,12 +228,9 @@ class Assistant:
                               file_types=file_types)
         store = self.log if use_log else None
         if store is not None:
-            if not conversation_id:
-                conversation_id = store.start_conversation(user=user, title=question[:120])
-            question_id = store.record_question(conversation_id, question, task=task, user=user)
-            answer_id = store.begin_answer(conversation_id, question_id, task=task, model=gen.name,
-                                           options={"k": request.k, "temperature": temperature,
-                                                    "query": query, "tests": bool(tests)})
+            conversation_id, question_id, answer_id = store.begin_turn(
+                conversation_id or None, question, task=task, model=gen.name, user=user,
+                options={"k": request.k, "temperature": temperature, "query": query, "tests": bool(tests)})
         else:
             conversation_id = conversation_id or uuid.uuid4().hex
             answer_id = None
@@ -265,7 +262,7 @@ class Assistant:
         t.ttft_ms = (first_token_at - start) * 1000 if first_token_at else 0.0
         t.total_ms = (time.perf_counter() - start) * 1000
         if store is not None:
-            store.finish_answer(
+            store.finish_answer_later(
                 answer_id, content=answer.text, sources=answer.sources,
                 supported=[_source_supported(answer, i + 1) for i in range(len(answer.sources))],
                 tokens_in=t.tokens_in, tokens_out=t.tokens_out, ttft_ms=t.ttft_ms, duration_ms=t.total_ms,

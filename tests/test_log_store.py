@@ -258,3 +258,71 @@ def test_bad_urls_say_what_is_wrong_without_the_password(bad, error, shown):
     with pytest.raises(error, match=shown) as info:
         ConversationLog.open(bad)
     assert "hunter2" not in str(info.value)
+
+
+def test_begin_turn_writes_the_question_and_an_incomplete_answer_in_one_go(log):
+    cid, q1, a1 = log.begin_turn(None, "  How do I   rotate keys? ", task="qa", model="m", options={"k": 4},
+                                 user="ann")
+    conv = log.get_conversation(cid)
+    assert conv.user == "ann" and conv.title == "How do I rotate keys?"
+    q, a = conv.messages
+    assert (q.id, q.role, q.parent_id) == (q1, "user", None)
+    assert (a.id, a.role, a.status, a.parent_id, a.options) == (a1, "assistant", "incomplete", q1, {"k": 4})
+    log.finish_answer(a1, content="Run vault rotate.", sources=sources(1))
+    _, q2, a2 = log.begin_turn(cid, "And then?", task="qa", model="m", options={})
+    msgs = {m.id: m for m in log.get_conversation(cid).messages}
+    assert msgs[q2].parent_id == a1 and msgs[a2].parent_id == q2 and msgs[a2].status == "incomplete"
+    with pytest.raises(KeyError):
+        log.begin_turn("no-such-conversation", "x", task="qa", model="m", options={})
+
+
+def test_a_deferred_finish_is_read_back_at_once_and_its_failure_is_logged(log, caplog):
+    import logging
+
+    cid, _, aid = log.begin_turn(None, "How do I rotate keys?", task="qa", model="m", options={})
+    log.finish_answer_later(aid, content="Run vault rotate [1].", sources=sources(2), supported=[True, False])
+    ans = log.get_conversation(cid).messages[-1]  # a read waits for the deferred write
+    assert (ans.status, ans.content) == ("complete", "Run vault rotate [1].")
+    assert [s.supported for s in ans.sources] == [True, False]
+    log.finish_answer_later(aid, content="Run vault rotate.", sources=sources(1))  # finishing twice replaces
+    assert [len(m.sources) for m in log.history(cid)] == [0, 0]  # history has no sources...
+    assert len(log.get_conversation(cid).messages[-1].sources) == 1  # ...the detail has the new one
+    with caplog.at_level(logging.ERROR):
+        log.finish_answer_later("no-such-answer", content="x", sources=[])
+        log.settle()
+    assert "deferred write failed" in caplog.text
+
+
+@pytest.fixture
+def postgres_url(tmp_path):
+    from assistant.log.testing import backend_url, skip_postgres_loudly
+
+    try:
+        with backend_url("postgresql", tmp_path) as u:
+            yield u
+    except LookupError as exc:
+        skip_postgres_loudly(str(exc))
+        pytest.skip(str(exc))
+
+
+def test_an_idle_connection_dropped_by_the_server_is_replaced_not_an_error(postgres_url, monkeypatch):
+    """PostgreSQL restarted (or a proxy timed the connection out) while the pool sat idle."""
+    import psycopg
+
+    from assistant.log import db as dbmod
+
+    url = postgres_url
+    log = ConversationLog.open(url)
+    try:
+        cid = log.start_conversation()
+        with log.db.read() as s:
+            pid = s.connection().execute(text("SELECT pg_backend_pid()")).scalar_one()
+        plain = url.replace("postgresql+psycopg://", "postgresql://").split("?")[0]
+        with psycopg.connect(plain, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        monkeypatch.setattr(dbmod, "IDLE_PING_S", 0.0)
+        cid2, _, aid = log.begin_turn(cid, "Still there?", task="qa", model="m", options={})
+        log.finish_answer(aid, content="Yes.", sources=[])
+        assert cid2 == cid and log.get_conversation(cid).messages[-1].content == "Yes."
+    finally:
+        log.close()

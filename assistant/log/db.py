@@ -8,12 +8,13 @@ transactions both read, then both try to upgrade to writing. PostgreSQL needs no
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import event
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -56,10 +57,33 @@ def make_engine(url: str) -> Engine:
         # Sessions in UTC so date() buckets days the same way as on SQLite; keep any
         # `?options=...` from the URL (tests put each run in its own schema that way).
         options = " ".join(filter(None, [str(parsed.query.get("options", "")), "-c timezone=UTC"]))
-        return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16,
-                             connect_args={"options": options})
+        engine = create_engine(url, pool_size=16, max_overflow=16, connect_args={"options": options})
+        _ping_when_idle(engine)
+        return engine
     shown = parsed.render_as_string(hide_password=True)
     raise ValueError(f"unsupported log database {shown!r}: use sqlite:///PATH or postgresql://...")
+
+
+# A pooled connection idle this long is checked with a round trip before use, so a server
+# restart (or an idle-timeout on a proxy) costs a reconnect, not a lost log write. Checking
+# every checkout (`pool_pre_ping`) would add a round trip to each of an answer's writes.
+IDLE_PING_S = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool discards this connection and hands out a new one
+            raise DisconnectionError(f"stale connection: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,15 +1,18 @@
 """The conversation log: every question, answer, cited source and rating, in SQLite or PostgreSQL.
 
-The facade calls `record_question` when a question arrives, `begin_answer` before generating
-(so a crash leaves the answer recorded as `incomplete` rather than missing), and
-`finish_answer` when the answer is done. Each call is one short transaction.
+The facade calls `begin_turn` when a question arrives: the question and an empty answer marked
+`incomplete` (so a crash leaves it recorded rather than missing) in one transaction; when the
+answer is done, `finish_answer_later` queues the write that fills it in (`deferred.py`), so the
+answer does not wait for it, and every read waits for the queue. `start_conversation`,
+`record_question`, `begin_answer` and `finish_answer` do the same steps one call at a time.
 """
 from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import and_, case, delete, exists, func, insert, or_, text, update
 from sqlalchemy.engine import Connection, make_url
@@ -19,6 +22,7 @@ from sqlmodel import Session, col, select
 from index.types import Source
 from assistant.log import reports
 from assistant.log.db import Database
+from assistant.log.deferred import DeferredWrites
 from assistant.log.ids import new_id
 from assistant.log.migrations import migrate
 from assistant.log.models import (
@@ -33,12 +37,17 @@ TITLE_CHARS = 120
 _C, _M, _S, _O = ConversationRow.__table__, MessageRow.__table__, SourceRow.__table__, OptOutRow.__table__
 
 
+def _title(question: str) -> str:
+    return " ".join(question.split())[:TITLE_CHARS]
+
+
 class ConversationLog:
     """Typed access to the log database. Open with `ConversationLog.open(url)`; thread-safe."""
 
     def __init__(self, db: Database, *, redact: bool = False) -> None:
         self.db = db
         self.redact = redact
+        self._deferred = DeferredWrites("conversation-log-writer")
 
     @classmethod
     def open(cls, url: str, *, redact: bool = False) -> "ConversationLog":
@@ -58,7 +67,18 @@ class ConversationLog:
         return self.db.url
 
     def close(self) -> None:
+        self._deferred.close()
         self.db.close()
+
+    def settle(self) -> None:
+        """Wait until every `finish_answer_later` so far is written (reads do this themselves)."""
+        self._deferred.wait()
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        self.settle()
+        with self.db.read() as s:
+            yield s
 
     def __enter__(self) -> "ConversationLog":
         return self
@@ -71,62 +91,98 @@ class ConversationLog:
 
     # -- writing -------------------------------------------------------------------------
 
-    # The four calls on every answer's path use SQLAlchemy Core on the typed tables: no
+    # The writes on every answer's path use SQLAlchemy Core on the typed tables: no
     # unit-of-work bookkeeping, a handful of statements per short transaction.
 
     def start_conversation(self, *, user: str | None = None, title: str = "") -> str:
-        cid, now = new_id(), utcnow()
         with self.db.transaction() as conn:
-            opted_out = bool(user) and _opted_out(conn, user)
-            conn.execute(insert(_C).values(id=cid, user=user or None, title=self._clean(title) or "",
-                                           created_at=now, updated_at=now, opted_out=opted_out))
+            return self._insert_conversation(conn, user, self._clean(title) or "")
+
+    def _insert_conversation(self, conn: Connection, user: str | None, title: str) -> str:
+        cid, now = new_id(), utcnow()
+        opted_out = bool(user) and _opted_out(conn, user)
+        conn.execute(insert(_C).values(id=cid, user=user or None, title=title,
+                                       created_at=now, updated_at=now, opted_out=opted_out))
         return cid
 
     def conversation_exists(self, conversation_id: str) -> bool:
-        with self.db.read() as s:
+        with self._read() as s:
             return s.get(ConversationRow, conversation_id) is not None
 
     def conversation_of(self, message_id: str) -> str | None:
         """The conversation a message belongs to (None for an unknown id): for ownership checks."""
-        with self.db.read() as s:
+        with self._read() as s:
             row = s.get(MessageRow, message_id)
             return row.conversation_id if row is not None else None
 
+    def begin_turn(self, conversation_id: str | None, question: str, *, task: str, model: str,
+                   options: dict, user: str | None = None) -> tuple[str, str, str]:
+        """Record a question and its empty `incomplete` answer (and the conversation, when
+        `conversation_id` is None) in one transaction: the only write before generation starts,
+        so a crash leaves the question kept and the answer marked incomplete.
+        Returns (conversation_id, question_id, answer_id)."""
+        content = self._clean(question) or ""
+        with self.db.transaction() as conn:
+            if conversation_id is None:
+                conversation_id = self._insert_conversation(conn, user, _title(content))
+                previous = None
+            else:
+                previous = self._touch_conversation(conn, conversation_id, content, user)
+            qid, aid = new_id(), new_id()
+            _insert_rows(conn, _M, [self._question_row(qid, conversation_id, content, task, previous),
+                                    self._answer_row(aid, conversation_id, qid, task, model, options)])
+        return conversation_id, qid, aid
+
     def record_question(self, conversation_id: str, content: str, *, task: str, user: str | None = None) -> str:
         """Store the user's message; the conversation's title becomes its first question."""
-        mid, now = new_id(), utcnow()
-        content = self._clean(content) or ""
-        title = " ".join(content.split())[:TITLE_CHARS]
-        # One UPDATE touches the conversation (and tells us it exists); SET expressions all
-        # see the old row, so the title and user are only filled in when still empty.
-        changes: dict[str, Any] = {"updated_at": now, "title": case((_C.c.title == "", title), else_=_C.c.title)}
-        if user:
-            changes["user"] = func.coalesce(_C.c.user, user)
-            changes["opted_out"] = or_(_C.c.opted_out, and_(_C.c.user.is_(None), exists().where(_O.c.user == user)))
-        previous = (select(_M.c.id).where(_M.c.conversation_id == conversation_id)
-                    .order_by(_M.c.id.desc()).limit(1).scalar_subquery())
+        mid, content = new_id(), self._clean(content) or ""
         with self.db.transaction() as conn:
-            if not conn.execute(update(_C).where(_C.c.id == conversation_id).values(**changes)).rowcount:
-                raise KeyError(f"no conversation {conversation_id!r} in the log")
-            conn.execute(insert(_M).values(
-                id=mid, conversation_id=conversation_id, role="user", content=content, task=task,
-                model=None, options="{}", tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
-                parent_id=previous, status="complete", declined=False, created_at=now))
+            previous = self._touch_conversation(conn, conversation_id, content, user)
+            conn.execute(insert(_M).values(self._question_row(mid, conversation_id, content, task, previous)))
         return mid
 
     def begin_answer(self, conversation_id: str, question_id: str, *, task: str, model: str, options: dict) -> str:
         """Write the answer row, empty and `incomplete`, before generation starts."""
         mid = new_id()
-        opts = json.dumps(redact_value(options) if self.redact else options, default=str, sort_keys=True)
         with self.db.transaction() as conn:
             owner = conn.execute(select(_M.c.conversation_id).where(_M.c.id == question_id)).scalar()
             if owner != conversation_id:
                 raise KeyError(f"no question {question_id!r} in conversation {conversation_id!r}")
-            conn.execute(insert(_M).values(
-                id=mid, conversation_id=conversation_id, role="assistant", content="", task=task,
-                model=model, options=opts, tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
-                parent_id=question_id, status="incomplete", declined=False, created_at=utcnow()))
+            conn.execute(insert(_M).values(self._answer_row(mid, conversation_id, question_id, task, model, options)))
         return mid
+
+    def _touch_conversation(self, conn: Connection, conversation_id: str, content: str,
+                            user: str | None) -> str | None:
+        """Mark a new question in an existing conversation (KeyError when there is none); returns
+        the id of its latest message, the new question's parent (same round trip)."""
+        # One UPDATE touches the conversation (and tells us it exists); SET expressions all
+        # see the old row, so the title and user are only filled in when still empty.
+        changes: dict[str, Any] = {"updated_at": utcnow(),
+                                   "title": case((_C.c.title == "", _title(content)), else_=_C.c.title)}
+        if user:
+            changes["user"] = func.coalesce(_C.c.user, user)
+            changes["opted_out"] = or_(_C.c.opted_out, and_(_C.c.user.is_(None), exists().where(_O.c.user == user)))
+        latest = (select(_M.c.id).where(_M.c.conversation_id == conversation_id)
+                  .order_by(_M.c.id.desc()).limit(1).scalar_subquery())
+        touched = conn.execute(update(_C).where(_C.c.id == conversation_id).values(**changes)
+                               .returning(_C.c.id, latest)).first()
+        if touched is None:
+            raise KeyError(f"no conversation {conversation_id!r} in the log")
+        return touched[1]
+
+    @staticmethod
+    def _question_row(mid: str, conversation_id: str, content: str, task: str,
+                      parent: str | None) -> dict[str, Any]:
+        return dict(id=mid, conversation_id=conversation_id, role="user", content=content, task=task,
+                    model=None, options="{}", tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
+                    parent_id=parent, status="complete", declined=False, created_at=utcnow())
+
+    def _answer_row(self, mid: str, conversation_id: str, question_id: str, task: str, model: str,
+                    options: dict) -> dict[str, Any]:
+        opts = json.dumps(redact_value(options) if self.redact else options, default=str, sort_keys=True)
+        return dict(id=mid, conversation_id=conversation_id, role="assistant", content="", task=task,
+                    model=model, options=opts, tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
+                    parent_id=question_id, status="incomplete", declined=False, created_at=utcnow())
 
     def finish_answer(
         self, message_id: str, *, content: str, sources: Sequence[Source],
@@ -144,23 +200,30 @@ class ConversationLog:
                      snippet=self._clean(src.snippet) or "")
                 for i, src in enumerate(sources, start=1)]
         with self.db.transaction() as conn:
-            conversation_id = conn.execute(
+            earlier = select(func.count()).where(_S.c.message_id == message_id).scalar_subquery()
+            finished = conn.execute(
                 update(_M).where(_M.c.id == message_id, _M.c.role == "assistant")
                 .values(content=self._clean(content) or "", tokens_in=int(tokens_in), tokens_out=int(tokens_out),
                         ttft_ms=float(ttft_ms), duration_ms=float(duration_ms), declined=bool(declined),
                         status=status)
-                .returning(_M.c.conversation_id)
-            ).scalar()
-            if conversation_id is None:
+                .returning(_M.c.conversation_id, earlier)  # and its sources so far, same round trip
+            ).first()
+            if finished is None:
                 raise KeyError(f"no answer {message_id!r} in the log (call begin_answer first)")
-            conn.execute(delete(_S).where(_S.c.message_id == message_id))  # finishing twice replaces
+            if finished[1]:  # finishing twice replaces
+                conn.execute(delete(_S).where(_S.c.message_id == message_id))
             if rows:
-                conn.execute(insert(_S), rows)
-            conn.execute(update(_C).where(_C.c.id == conversation_id).values(updated_at=utcnow()))
+                _insert_rows(conn, _S, rows)
+            # The conversation's updated_at moved when the question arrived (begin_turn).
+
+    def finish_answer_later(self, message_id: str, **fields: Any) -> None:
+        """`finish_answer` off the answer's critical path (see `deferred.py`); errors are logged."""
+        self._deferred.submit(self.finish_answer, message_id, **fields)
 
     def add_feedback(self, message_id: str, *, rating: int, comment: str | None = None,
                      correction: str | None = None, user: str | None = None) -> str:
         """Rate a message; the same user rating it again replaces their earlier feedback."""
+        self.settle()
         if isinstance(rating, bool) or rating not in (-1, 0, 1):
             raise ValueError(f"rating must be -1, 0 or 1, not {rating!r}")
         comment, correction = self._clean(comment), self._clean(correction)
@@ -186,6 +249,7 @@ class ConversationLog:
 
     def set_opt_out(self, *, user: str, opted_out: bool = True) -> None:
         """Keep (or stop keeping) a user's conversations, past and future, out of exports."""
+        self.settle()
         with self.db.write() as s:
             row = s.get(OptOutRow, user)
             if opted_out and row is None:
@@ -196,6 +260,7 @@ class ConversationLog:
 
     def apply_retention(self, days: int) -> int:
         """Delete conversations idle for more than `days` days; returns how many were deleted."""
+        self.settle()
         if days < 1:
             raise ValueError(f"retention must be at least 1 day, not {days!r} (0 means keep forever: don't call)")
         cutoff = utcnow() - timedelta(days=days)
@@ -220,13 +285,13 @@ class ConversationLog:
 
     def history(self, conversation_id: str) -> list[LoggedMessage]:
         """The conversation's messages, oldest first."""
-        with self.db.read() as s:
+        with self._read() as s:
             _conversation(s, conversation_id)
             return [LoggedMessage.from_row(r) for r in _messages(s, conversation_id)]
 
     def get_conversation(self, conversation_id: str) -> ConversationDetail:
         """The conversation with every message, its sources and its feedback."""
-        with self.db.read() as s:
+        with self._read() as s:
             conv = _conversation(s, conversation_id)
             messages = [LoggedMessage.from_row(r) for r in _messages(s, conversation_id)]
             by_id = {m.id: m for m in messages}
@@ -250,7 +315,7 @@ class ConversationLog:
                  .limit(limit))
         if user is not None:
             query = query.where(ConversationRow.user == user)
-        with self.db.read() as s:
+        with self._read() as s:
             return [ConversationSummary(c.id, c.title, c.user, aware(c.created_at), int(n), aware(c.updated_at))
                     for c, n in s.exec(query)]
 
@@ -258,7 +323,7 @@ class ConversationLog:
         """Messages matching `text`: full-text first, substring match when that finds nothing."""
         if not text.strip():
             return []
-        with self.db.read() as s:
+        with self._read() as s:
             ids = _full_text_ids(s, self.db.dialect, text, limit)
             if not ids:
                 pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
@@ -271,14 +336,21 @@ class ConversationLog:
     def export(self, *, rated_only: bool = False, since: datetime | None = None,
                include_opted_out: bool = False) -> list[dict[str, Any]]:
         """Answered questions as chat-format training records (see `reports.export_records`)."""
-        with self.db.read() as s:
+        with self._read() as s:
             return reports.export_records(s, rated_only=rated_only, since=since,
                                           include_opted_out=include_opted_out)
 
     def stats(self) -> dict[str, Any]:
         """Usage and quality figures (see `reports.stats`)."""
-        with self.db.read() as s:
+        with self._read() as s:
             return reports.stats(s)
+
+
+def _insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows as one multi-row INSERT: asking for RETURNING makes SQLAlchemy batch them
+    ("insertmanyvalues", a cached statement) where a plain executemany costs PostgreSQL a
+    pipelined statement per row, about three times slower for an answer's five sources."""
+    conn.execute(insert(table).returning(table.c.id), rows).all()
 
 
 def _opted_out(conn: Connection, user: str) -> bool:
