@@ -80,7 +80,8 @@ def cmd_ask(args) -> int:
     if answer.sources:
         print("\nSources:")
         for i, src in enumerate(answer.sources, 1):
-            print(f"  [{i}] {src.title} — {src.locator} ({src.path}) score={src.score:.3f}")
+            where = f" — {src.locator}" if src.locator else ""
+            print(f"  [{i}] {src.title}{where} ({src.path}) score={src.score:.3f}")
     unsupported = [s.text for s in answer.sentences if not s.supported]
     if unsupported:
         print("\nNot supported by the sources:")
@@ -154,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="ask a question, summarise or write code from the documents")
     p.add_argument("question")
-    p.add_argument("--task", default="qa", choices=["auto", "qa", "summarize", "code"])
+    p.add_argument("--task", default="auto", choices=["auto", "qa", "summarize", "code"],
+                   help="auto (default) picks from the wording: 'Summarise ...' summarises, 'Write a function ...' writes code")
     p.add_argument("--conversation", help="continue this conversation id")
     p.add_argument("--model", help="a registry model name, HF id or path (default: the served model)")
     p.add_argument("--k", type=int, help="passages to retrieve")

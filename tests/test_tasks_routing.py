@@ -24,6 +24,10 @@ from assistant.tasks.base import TaskRequest
     ("用 Python 写代码读取配置", "code"),
     ("Write a function that summarises text", "code"),
     ("Summarise this script for me", "summarize"),
+    ("Give me a short summary of the release notes", "summarize"),
+    ("Summary of docs/install.md please", "summarize"),
+    ("What is the summary field in the report?", "qa"),
+    ("Where do I find the summaries table?", "qa"),
 ])
 def test_infer_task(text, task):
     assert infer_task(text) == task

@@ -318,7 +318,7 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
         with gr.Tab("Chat", elem_id="tab-chat"):
             chat = gr.Chatbot(elem_id="chatbot", height="65vh", buttons=["copy"], show_label=False,
                               placeholder="Ask about your documents. Answers cite their sources [1], [2]…")
-            task = gr.Radio(TASKS, value="qa", show_label=False, container=False, elem_id="task",
+            task = gr.Radio(TASKS, value="auto", show_label=False, container=False, elem_id="task",
                             info="What to do with the documents")
             with gr.Row(equal_height=True):
                 box = gr.Textbox(placeholder="Ask a question, or ask for a summary or code…", show_label=False,

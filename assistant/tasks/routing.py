@@ -12,7 +12,11 @@ from typing import Literal
 TaskName = Literal["qa", "summarize", "code"]
 
 _SUMMARY = [
-    r"\bsummar(?:y|ies|i[sz]e[sd]?|i[sz]ing|i[sz]ation)\b",
+    # the verb always; the noun only as a request ("a summary of", "summarise" vs "the summary field")
+    r"\bsummar(?:i[sz]e[sd]?|i[sz]ing)\b",
+    r"\b(?:summary|summaries|summari[sz]ation) (?:of|for)\b",
+    r"\b(?:a|an|me|brief|short|quick|executive|one-line|one-paragraph)\s+summary\b",
+    r"^\s*summary\b",
     r"\btl;?\s?dr\b",
     r"\b(?:give me |write )?(?:an? )?(?:overview|recap|synopsis|gist)\b(?: of)?",
     r"\bin (?:a )?(?:few|one|two|three) (?:sentences|lines|bullets?)\b",
