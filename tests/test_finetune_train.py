@@ -19,26 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 QA = REPO / "tests" / "fixtures" / "finetune" / "qa.jsonl"
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer Llama with the default model's tokenizer and vocabulary."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from assistant.model_paths import resolve_generator
-
-    tok = AutoTokenizer.from_pretrained(resolve_generator("smollm2"))
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 def tiny_config(tiny_model, **kw) -> TrainConfig:
     base = dict(base=str(tiny_model), qa=[QA], max_length=96, batch_size=4, lr=3e-3, eval_qa_examples=1,
                 eval_max_new_tokens=8, progress=False)

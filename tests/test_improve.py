@@ -238,3 +238,34 @@ def test_improve_cycle_end_to_end(domain_bot, tmp_path):
 
     assert Registry(ws).rollback() is None
     assert bot.model_name == "smollm2"
+
+
+def test_dpo_step_tunes_the_candidate_on_correction_pairs_and_is_reported(domain_bot, tiny_model, tmp_path):
+    """`assistant improve --dpo`: pairs in the served QA prompt format, DPO on the candidate's weights."""
+    import shutil
+
+    from assistant.improve.cycle import _preference_step
+    from assistant.improve.report import render_markdown
+    from finetune.registry import Registry
+
+    ws = tmp_path / "ws"
+    model_dir = ws / "models" / "improve-009" / "model"
+    shutil.copytree(tiny_model, model_dir)
+    Registry(ws).register("improve-009", model_dir, base="tiny", method="full")
+    pairs = [{"prompt": phrase(q, False), "chosen": a, "rejected": WRONG} for a, q, _ in FACTS[:4]]
+    cfg = ImproveConfig(dpo=True, dpo_steps=12, dpo_lr=5e-3, dpo_beta=0.5, progress=False)
+    said: list[str] = []
+
+    skipped = _preference_step(ws, domain_bot, "smollm2", "improve-009", pairs[:3], cfg, said.append, 9)
+    assert skipped["status"] == "skipped" and "at least 4" in skipped["reason"]
+
+    before = (model_dir / "model.safetensors").read_bytes()
+    out = _preference_step(ws, domain_bot, "smollm2", "improve-009", pairs, cfg, said.append, 9)
+    assert out["status"] == "done", out
+    assert out["pairs"] == 4 and out["skipped_pairs"] == 0
+    assert out["after"]["loss"] < out["before"]["loss"]
+    assert out["after"]["reward_accuracy"] > out["before"]["reward_accuracy"]
+    assert (model_dir / "model.safetensors").read_bytes() != before  # the candidate itself was tuned
+    assert any("DPO on 4 preference pairs" in s for s in said)
+    md = render_markdown({"cycle": 9, "preference": out})
+    assert "## Preference tuning (DPO)" in md and "| after |" in md

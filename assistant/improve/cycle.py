@@ -61,6 +61,12 @@ class ImproveConfig:
     max_length: int = 512
     device: str = "auto"
     seed: int = 0
+    # Preference tuning (opt-in): DPO on (correction, rejected answer) pairs after the SFT step
+    dpo: bool = False
+    min_pairs: int = 4  # fewer pairs than this: DPO is skipped (and the report says so)
+    dpo_steps: int = 20
+    dpo_beta: float = 0.1
+    dpo_lr: float = 5e-5
     # Behaviour
     early_reject: bool = True  # skip the candidate's sanity set once it has failed on held-out (saves time)
     keep_rejected: bool = False  # keep a rejected candidate's weights and registry entry (disk: a full model)
@@ -226,6 +232,8 @@ def _run(ws: Path, bot, cfg: ImproveConfig, say: Callable[[str], None]) -> dict[
         return finish("failed", [f"training failed: {type(exc).__name__}: {exc}"])
     report["candidate_model"] = name
     report["training"] = _training_summary(result, cfg)
+    if cfg.dpo:
+        report["preference"] = _preference_step(ws, bot, current, name, data.pairs, cfg, say, number)
 
     sanity = load_sanity_set(cfg.sanity_file)
     expected = _expected_paths(bot, data.heldout, state)
@@ -333,6 +341,30 @@ def _lora_targets(ws: Path, base: str, top_layers: int) -> str:
         return "all-linear"
     layers = "|".join(str(i) for i in range(n - top_layers, n))
     return rf".*\.layers\.({layers})\.(self_attn|mlp)\.\w+_proj"
+
+
+def _preference_step(ws: Path, bot, current: str, name: str, pairs: list[dict[str, str]], cfg: ImproveConfig,
+                     say: Callable[[str], None], number: int) -> dict[str, Any]:
+    """DPO on the SFT candidate, prompts in the served QA format; a failure keeps the SFT candidate."""
+    if len(pairs) < cfg.min_pairs:
+        say(f"cycle {number}: DPO skipped: {len(pairs)} preference pairs, needs at least {cfg.min_pairs}")
+        return {"status": "skipped", "reason": f"{len(pairs)} preference pairs; DPO needs at least {cfg.min_pairs}"}
+    from assistant.improve.prompts import qa_messages
+    from assistant.model_paths import registry_model_path
+    from finetune.preference import DPOConfig, PreferencePair, dpo_tune
+
+    prefs = [PreferencePair(qa_messages(bot, p["prompt"], model=current) or [{"role": "user", "content": p["prompt"]}],
+                            p["chosen"], p["rejected"]) for p in pairs if p["chosen"].strip() != p["rejected"].strip()]
+    say(f"cycle {number}: DPO on {len(prefs)} preference pairs ({cfg.dpo_steps} steps, beta {cfg.dpo_beta})")
+    try:
+        out = dpo_tune(registry_model_path(ws, name), prefs,
+                       DPOConfig(beta=cfg.dpo_beta, lr=cfg.dpo_lr, steps=cfg.dpo_steps, max_length=cfg.max_length,
+                                 device=cfg.device, seed=cfg.seed, progress=cfg.progress))
+    except Exception as exc:  # noqa: BLE001 - the SFT candidate is still whole: evaluate that
+        log.exception("DPO failed")
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}; the SFT candidate is evaluated as is"}
+    out.pop("losses", None)
+    return {"status": "done", **out}
 
 
 def _training_summary(result, cfg: ImproveConfig) -> dict[str, Any]:

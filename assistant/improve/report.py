@@ -119,6 +119,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         t = report["training"]
         lines += ["", "## Training", "", "| setting | value |", "| --- | --- |"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in t.items()]
+    pref = report.get("preference")
+    if pref:
+        lines += ["", "## Preference tuning (DPO)", ""]
+        if pref.get("status") != "done":
+            lines.append(f"{pref.get('status')}: {pref.get('reason', '')}")
+        else:
+            lines += [f"{pref['pairs']} pairs, {pref['steps']} steps, beta {pref['beta']}, lr {pref['lr']}.", "",
+                      "| | DPO loss | reward accuracy | chosen more likely | mean log-prob margin |",
+                      "| --- | --- | --- | --- | --- |"]
+            for phase in ("before", "after"):
+                m = pref[phase]
+                lines.append(f"| {phase} | {m['loss']:.3f} | {m['reward_accuracy']:.2f} | "
+                             f"{m['preference_accuracy']:.2f} | {m['mean_margin']:+.2f} |")
     rules = report.get("rules")
     if rules:
         lines += ["", "## Promotion rule", "", rules.get("text", "")]
