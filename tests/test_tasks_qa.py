@@ -116,6 +116,32 @@ def test_first_token_is_not_held_back(models):
     assert first.text == pulled[0] and len(pulled) == 1
 
 
+@pytest.mark.parametrize("reply", [
+    "SmolLM: The old key stays valid for 24 hours after rotation.",
+    "Using only the text above, answer in one sentence: How long does the old key stay valid after rotation? "
+    "The old key stays valid for 24 hours after rotation.",
+    "Answer: Using only the text above, I will answer. The old key stays valid for 24 hours after rotation.",
+])
+def test_a_label_or_the_instruction_read_back_is_not_part_of_the_answer(models, reply):
+    ctx = fixed_ctx(models, reply)
+    answer, _ = run(ctx, "How long does the old key stay valid after rotation?")
+    assert answer.text.startswith("The old key stays valid for 24 hours") and answer.supported
+
+
+def test_preamble_filter_holds_only_what_could_still_be_a_preamble():
+    from assistant.tasks.streams import without_preamble
+
+    def run_pieces(pieces, question="How long is it?"):
+        return list(without_preamble(iter(pieces), question))
+
+    assert run_pieces(["The", " key", "."]) == ["The", " key", "."]  # nothing held back
+    assert run_pieces(["A", " dock", "."]) == ["A dock", "."]  # "A" could have begun "Answer:"
+    assert "".join(run_pieces(["Smol", "LM", ":", " Yes."])) == "Yes."
+    assert "".join(run_pieces(["请只根据上面的文字，用一句话回答：“多久？”", " 三天。"], "多久？")) == "三天。"
+    assert "".join(run_pieces(["Using only the text above"])) == ""  # nothing but the echo: empty answer
+    assert "".join(run_pieces(["  \n", "The end."])) == "  \nThe end."  # untouched when nothing is removed
+
+
 def test_prompt_fits_a_small_window(models):
     long_passage = replace(SOURCES[0], text=SOURCES[0].text + " Filler sentence about keys." * 400)
     ctx = fixed_ctx(models, "The old key stays valid for 24 hours.", sources=[long_passage], window=400)

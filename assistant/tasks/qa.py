@@ -22,7 +22,7 @@ from assistant.tasks.budget import (
     rank_passages,
     relevance,
 )
-from assistant.tasks.streams import until_repeat
+from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, Source
 
 # Measured on SmolLM2-135M-Instruct (7 questions, one passage each): the passage first and the
@@ -59,8 +59,8 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     messages, given = build_messages(ctx, req, sources[:n_ctx])
 
     parts: list[str] = []
-    for piece in until_repeat(ctx.generate_stream(messages, max_new_tokens=answer_room(ctx),
-                                                  temperature=req.temperature, stop=STOP)):
+    stream = ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature, stop=STOP)
+    for piece in until_repeat(without_preamble(stream, req.text)):
         parts.append(piece)
         yield TextDelta(piece)
     raw = "".join(parts)  # kept as streamed, so the final text equals the concatenated deltas

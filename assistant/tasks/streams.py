@@ -50,3 +50,63 @@ def repeated_tail_cut(text: str) -> str:
         seen.add(key)
         out.append(s)
     return " ".join(out)
+
+
+# What SmolLM2-class models sometimes put before the answer: their own name or a role label (the
+# chat template's default system prompt names the model), or the instruction read back.
+_LABEL = re.compile(r"^\s*(?:smollm2?|assistant|answer|回答|答)\s*[:：]\s*", re.IGNORECASE)
+_ECHO_STARTS = ("using only the text above", "using only the numbered texts above", "请只根据上面")
+_CANDIDATES = ("smollm:", "smollm2:", "assistant:", "answer:", "回答：", "答：", *_ECHO_STARTS)
+_SENTENCE_END = re.compile(r"[.!?。！？]\s|[.!?。！？]$|\n")
+_MAX_HOLD = 300  # characters: an echo that long is given up on and passed through
+
+
+def _strip_preamble(text: str, question: str, final: bool) -> tuple[str, bool] | None:
+    """(`text` without a leading label or instruction echo, whether one was removed); None while
+    that cannot be decided yet."""
+    rest, removed = text.lstrip(), False
+    while (m := _LABEL.match(rest)) is not None:
+        rest, removed = rest[m.end():], True
+    low = rest.lower()
+    if any(low.startswith(e) for e in _ECHO_STARTS):
+        tail = " ".join(question.split())[-12:]
+        at = rest.find(tail) if tail else -1
+        if at >= 0:  # the echo ends with the question read back (quotes and all)
+            return rest[at + len(tail):].lstrip(" \"'”」：:\n"), True
+        end = _SENTENCE_END.search(rest)
+        if end is not None:
+            return rest[end.end():].lstrip(), True
+        return None if not final and len(rest) <= _MAX_HOLD else ("", True)
+    if not final and (not low.strip() or any(c.startswith(low) for c in _CANDIDATES)):
+        return None  # could still become a label or an echo: hold these few characters
+    return (rest, True) if removed else (text, False)
+
+
+def without_preamble(stream: Iterator[str], question: str) -> Iterator[str]:
+    """Drop a leading "SmolLM:"-style label or a read-back of the instruction from an answer stream.
+
+    Only the first characters are held, and only while they could still turn into such a
+    preamble, so an answer starting "The ..." streams at once. Closing this closes `stream`.
+    """
+    held, passing, trim = "", False, False
+    try:
+        for piece in stream:
+            if not passing:
+                held += piece
+                decided = _strip_preamble(held, question, final=False)
+                if decided is None:
+                    continue
+                passing, (piece, trim) = True, decided
+            if trim:  # after a removed preamble, the answer starts at its first visible character
+                piece = piece.lstrip()
+                trim = not piece
+            if piece:
+                yield piece
+        if not passing and held:
+            out, _ = _strip_preamble(held, question, final=True)
+            if out:
+                yield out
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
