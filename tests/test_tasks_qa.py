@@ -138,6 +138,7 @@ def test_preamble_filter_holds_only_what_could_still_be_a_preamble():
     assert run_pieces(["A", " dock", "."]) == ["A dock", "."]  # "A" could have begun "Answer:"
     assert "".join(run_pieces(["Smol", "LM", ":", " Yes."])) == "Yes."
     assert "".join(run_pieces(["请只根据上面的文字，用一句话回答：“多久？”", " 三天。"], "多久？")) == "三天。"
+    assert "".join(run_pieces(["请只根据上面的文字，用一句话回答：", "\n", "“多久？”", " 三天。"], "多久？")) == "三天。"
     assert "".join(run_pieces(["Using only the text above"])) == ""  # nothing but the echo: empty answer
     assert "".join(run_pieces(["  \n", "The end."])) == "  \nThe end."  # untouched when nothing is removed
 

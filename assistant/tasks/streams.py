@@ -73,10 +73,12 @@ def _strip_preamble(text: str, question: str, final: bool) -> tuple[str, bool] |
         at = rest.find(tail) if tail else -1
         if at >= 0:  # the echo ends with the question read back (quotes and all)
             return rest[at + len(tail):].lstrip(" \"'”」：:\n"), True
+        if not final and len(rest) <= min(_MAX_HOLD, 80 + 2 * len(question)):
+            return None  # the question may still be read back after the instruction
         end = _SENTENCE_END.search(rest)
-        if end is not None:
+        if end is not None:  # no question read back: the echo is the first sentence
             return rest[end.end():].lstrip(), True
-        return None if not final and len(rest) <= _MAX_HOLD else ("", True)
+        return ("", True) if final or len(rest) > _MAX_HOLD else None
     if not final and (not low.strip() or any(c.startswith(low) for c in _CANDIDATES)):
         return None  # could still become a label or an echo: hold these few characters
     return (rest, True) if removed else (text, False)
