@@ -101,7 +101,10 @@ def _serve_kwargs(args) -> dict:
 def cmd_serve(args) -> int:
     from ui.server import serve
 
-    serve(_open(args), **_serve_kwargs(args))
+    bot = _open(args)
+    print("Loading the models and the conversation log ...")
+    bot.warm_up()
+    serve(bot, **_serve_kwargs(args))
     return 0
 
 
@@ -113,7 +116,7 @@ def cmd_demo(args) -> int:
     print(f"Ingesting the bundled sample documents from {docs} into {bot.workspace} ...")
     print(bot.ingest([docs]).summary())
     print("Loading the model (the first run converts the bundled SmolLM2 once) ...")
-    bot.generator()
+    bot.warm_up()
     serve(bot, **_serve_kwargs(args))
     return 0
 

@@ -111,6 +111,13 @@ class Assistant:
                 log.info("loaded generator %s in %.1fs", name, time.perf_counter() - t0)
             return self._generators[name]
 
+    def warm_up(self) -> None:
+        """Load what the first question would otherwise wait for (the served generator, the
+        embedder, the log's database and schema check): servers call this before taking requests."""
+        self.generator()
+        self.index.embed(["warm-up"])
+        _ = self.log
+
     def unload(self, model: str) -> None:
         """Forget a loaded model (its memory is freed once no answer still uses it)."""
         with self._lock:

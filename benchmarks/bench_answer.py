@@ -49,6 +49,7 @@ def main() -> None:
             return real_stream(messages, **kw)
 
         gen.stream = recording_stream
+        bot.warm_up()  # as `assistant serve` does: models and the log are loaded before the first question
         bot.ask("warm-up: what is the workspace?", log=False)
         rows, ask_ms, raw_ms, ttft_ask, ttft_raw = [], [], [], [], []
         for _ in range(args.repeat):

@@ -118,3 +118,17 @@ def test_cli_eval_retrieval_compares_the_three_modes(demo_bot, tmp_path):
     result = json.loads((tmp_path / "r.json").read_text())
     assert set(result["modes"]) == {"dense", "keyword", "hybrid"} and result["n_questions"] == 3
     assert result["modes"]["hybrid"]["recall@5"] >= 2 / 3
+
+
+def test_warm_up_loads_the_model_embedder_and_log_before_the_first_question(tmp_path):
+    """`assistant serve` warms up first, so the first visitor does not wait for loading."""
+    from assistant import Assistant
+
+    bot = Assistant.open(tmp_path / "ws")
+    try:
+        assert bot._log is None and not bot._generators
+        bot.warm_up()
+        assert bot._log is not None and (tmp_path / "ws" / "log.db").exists()
+        assert bot._generators  # the served generator is loaded
+    finally:
+        bot.close()
