@@ -60,6 +60,8 @@ class Chunk:
     page: int | None
     start_line: int | None
     end_line: int | None
+    part: int | None = None  # "part 2 of 5" of a long section with no line numbers (HTML, DOCX, PDF)
+    parts: int | None = None
 
 
 def split_units(text: str, kind: str) -> list[tuple[int, int]]:
@@ -131,6 +133,9 @@ def chunk_section(section: Section, counter: TokenCounter, chunk_tokens: int, ov
             carried += fine[k - 1][2]
             k -= 1
         i = k
+    if len(chunks) > 1 and section.start_line is None:  # lines tell chunks apart; without them, number them
+        for n, ch in enumerate(chunks, 1):
+            ch.part, ch.parts = n, len(chunks)
     return chunks
 
 

@@ -159,6 +159,7 @@ def run_ingest(index: "DocumentIndex", base: State, paths: list[Path], *, prune:
             new_chunks.append({
                 "id": f"{info.sha256[:12]}:{ordinal}", "path": info.path, "ordinal": ordinal, "text": ch.text,
                 "heading": ch.heading, "page": ch.page, "start_line": ch.start_line, "end_line": ch.end_line,
+                **({"part": ch.part, "parts": ch.parts} if ch.parts else {}),
             })
             texts.append(embed_text(info.title, ch.heading, ch.text))
     report.chunks_added = len(new_chunks)

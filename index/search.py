@@ -118,11 +118,12 @@ def locator(chunk: dict, file_type: str) -> str:
         a, b = chunk["start_line"], chunk.get("end_line") or chunk["start_line"]
         lines = f"line {a}" if a == b else f"lines {a}-{b}"
     heading = chunk.get("heading") or ""
+    part = f"part {chunk['part']} of {chunk['parts']}" if chunk.get("parts") else ""
     if chunk.get("page"):
-        return f"{heading}, page {chunk['page']}" if heading else f"page {chunk['page']}"
+        return ", ".join(filter(None, [heading, f"page {chunk['page']}", part]))
     if file_type in CODE_TYPES:
         return f"{heading}, {lines}" if heading and lines else (heading or lines)
-    return heading or lines
+    return ", ".join(filter(None, [heading, part])) if heading else (lines or part)
 
 
 def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:

@@ -165,6 +165,22 @@ def test_chunks_respect_token_budget_and_overlap(counter):
     assert len(pieces) >= 10 and all(counter.counts([p.text])[0] <= 100 for p in pieces)
 
 
+def test_long_sections_without_line_numbers_get_numbered_parts(counter):
+    """An HTML page with no subheadings: "part 2 of 4" tells its chunks apart, as lines do for Markdown."""
+    from index.search import locator
+
+    body = " ".join(f"<p>Paragraph {i} explains step {i} of the zlib stream in detail.</p>" for i in range(30))
+    html = load_document(Path("/tmp/zlib.html"), f"<html><head><title>Usage</title></head><body>{body}</body></html>".encode())
+    chunks = chunk_document(html, counter, chunk_tokens=60, overlap=10)
+    assert len(chunks) > 2 and [c.part for c in chunks] == list(range(1, len(chunks) + 1))
+    assert {c.parts for c in chunks} == {len(chunks)} and all(c.start_line is None for c in chunks)
+    where = [locator({"heading": c.heading, "part": c.part, "parts": c.parts}, "html") for c in chunks]
+    assert len(set(where)) == len(chunks) and where[1].endswith(f"part 2 of {len(chunks)}")
+    assert locator({"heading": "Intro", "page": 3, "part": 1, "parts": 2}, "pdf") == "Intro, page 3, part 1 of 2"
+    md = load_document(Path("/tmp/long.md"), ("# T\n\n" + " ".join(f"Sentence {i} is here." for i in range(80))).encode())
+    assert all(c.parts is None for c in chunk_document(md, counter, chunk_tokens=60, overlap=10))  # lines suffice
+
+
 @pytest.mark.parametrize("data,reason", [
     (b"", "empty"),
     (b"   \n\n", "empty"),
