@@ -112,8 +112,7 @@ class ChatHandlers:
             return index, ""
         # liked: True/"Like", False/"Dislike", or empty when the user takes the thumb back.
         rating = 1 if data.liked in (True, "Like") else -1 if data.liked in (False, "Dislike") else 0
-        self.own_message(mid, _user(request))
-        self.bot.feedback(mid, rating=rating, user=_user(request))
+        self.rate(mid, _user(request), rating=rating)
         gr.Info("Thanks for the rating: it is stored with the answer." if rating else "Rating removed.")
         return index, f"Rated answer {'👍' if rating > 0 else '👎' if rating < 0 else '(none)'}. Add a correction below if you like."
 
@@ -128,8 +127,7 @@ class ChatHandlers:
         if not mid:
             return correction, "There is no logged answer to correct yet."
         # A correction says the answer was wrong, so it is stored with a thumbs-down.
-        self.own_message(mid, _user(request))
-        self.bot.feedback(mid, rating=-1, correction=correction, user=_user(request))
+        self.rate(mid, _user(request), rating=-1, correction=correction)
         return "", "Thanks: the correction is stored with the answer."
 
     # ---- conversations ------------------------------------------------------------------
@@ -159,13 +157,13 @@ class ChatHandlers:
             raise gr.Error("No such conversation for this user.")
         return detail
 
-    def own_message(self, message_id: str, user: str | None) -> None:
-        """Refuse to rate an answer in somebody else's conversation (when there are logins)."""
-        if user is None:
-            return
-        conv_id = self.bot.conversation_of(message_id)
-        if conv_id is not None:  # an unknown id is reported by `feedback` itself
-            self.own_conversation(conv_id, user)
+    def rate(self, message_id: str, user: str | None, **feedback: Any) -> str:
+        """Store a rating or correction; with logins, only on answers in the user's own conversations."""
+        if user is not None:
+            conv_id = self.bot.conversation_of(message_id)
+            if conv_id is not None:  # an unknown id is reported by `feedback` itself
+                self.own_conversation(conv_id, user)
+        return self.bot.feedback(message_id, user=user, **feedback)
 
     def resume(self, conv_id: str | None, request: gr.Request):
         """Load a past conversation (only one of this user's own) into the chat, sources included."""
@@ -265,10 +263,9 @@ class ChatHandlers:
         """Rate an answer (+1 / -1), optionally with a comment or a corrected answer; returns the feedback id."""
         if int(rating) not in (-1, 0, 1):
             raise gr.Error("rating must be -1, 0 or 1")
-        self.own_message(message_id, _user(request))
         try:
-            return str(self.bot.feedback(message_id, int(rating), comment=comment or None,
-                                         correction=correction or None, user=_user(request)))
+            return str(self.rate(message_id, _user(request), rating=int(rating), comment=comment or None,
+                                 correction=correction or None))
         except (KeyError, ValueError, PermissionError, RuntimeError) as exc:  # unknown id, bad rating, log off
             raise gr.Error(str(exc).strip("'\"")) from exc
 
