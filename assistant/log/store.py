@@ -74,10 +74,18 @@ class ConversationLog:
         """Wait until every `finish_answer_later` so far is written (reads do this themselves)."""
         self._deferred.wait()
 
+    # Everything but the answer path goes through these two: they first apply the queued
+    # `finish_answer_later` writes, so no reader or rater sees an answer half written.
     @contextmanager
     def _read(self) -> Iterator[Session]:
         self.settle()
         with self.db.read() as s:
+            yield s
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        self.settle()
+        with self.db.write() as s:
             yield s
 
     def __enter__(self) -> "ConversationLog":
@@ -223,13 +231,12 @@ class ConversationLog:
     def add_feedback(self, message_id: str, *, rating: int, comment: str | None = None,
                      correction: str | None = None, user: str | None = None) -> str:
         """Rate a message; the same user rating it again replaces their earlier feedback."""
-        self.settle()
         if isinstance(rating, bool) or rating not in (-1, 0, 1):
             raise ValueError(f"rating must be -1, 0 or 1, not {rating!r}")
         comment, correction = self._clean(comment), self._clean(correction)
         for attempt in range(3):  # a concurrent first rating by the same user: retry as an update
             try:
-                with self.db.write() as s:
+                with self._write() as s:
                     if s.get(MessageRow, message_id) is None:
                         raise KeyError(f"no message {message_id!r} in the log")
                     who = col(FeedbackRow.user).is_(None) if user is None else FeedbackRow.user == user
@@ -249,8 +256,7 @@ class ConversationLog:
 
     def set_opt_out(self, *, user: str, opted_out: bool = True) -> None:
         """Keep (or stop keeping) a user's conversations, past and future, out of exports."""
-        self.settle()
-        with self.db.write() as s:
+        with self._write() as s:
             row = s.get(OptOutRow, user)
             if opted_out and row is None:
                 s.add(OptOutRow(user=user))
@@ -260,13 +266,12 @@ class ConversationLog:
 
     def apply_retention(self, days: int) -> int:
         """Delete conversations idle for more than `days` days; returns how many were deleted."""
-        self.settle()
         if days < 1:
             raise ValueError(f"retention must be at least 1 day, not {days!r} (0 means keep forever: don't call)")
         cutoff = utcnow() - timedelta(days=days)
         old = select(ConversationRow.id).where(ConversationRow.updated_at < cutoff)
         msgs = select(MessageRow.id).where(col(MessageRow.conversation_id).in_(old))
-        with self.db.write() as s:
+        with self._write() as s:
             n = s.exec(select(func.count()).select_from(old.subquery())).one()
             if not n:
                 return 0
