@@ -132,7 +132,7 @@ def test_preamble_filter_holds_only_what_could_still_be_a_preamble():
     from assistant.tasks.streams import without_preamble
 
     def run_pieces(pieces, question="How long is it?"):
-        return list(without_preamble(iter(pieces), question))
+        return list(without_preamble(iter(pieces), question, qa.INSTRUCTION_ECHOES))
 
     assert run_pieces(["The", " key", "."]) == ["The", " key", "."]  # nothing held back
     assert run_pieces(["A", " dock", "."]) == ["A dock", "."]  # "A" could have begun "Answer:"

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 from assistant import grounding
@@ -33,6 +34,9 @@ INSTRUCTION_MANY = ("Using only the numbered texts above, answer in one or two s
                     "sentence with the number of the text it comes from, like [1]: {question}")
 INSTRUCTION_ONE_ZH = "请只根据上面的文字，用一句话回答：{question}"
 INSTRUCTION_MANY_ZH = "请只根据上面编号的文字，用一两句话回答，并在每句末尾标注来源编号，如 [1]：{question}"
+# How a read-back of those instructions starts ("Using only the text above"): dropped from answers.
+INSTRUCTION_ECHOES = tuple(re.split("[,，]", i)[0] for i in
+                           (INSTRUCTION_ONE, INSTRUCTION_MANY, INSTRUCTION_ONE_ZH, INSTRUCTION_MANY_ZH))
 STOP = ["\n\n\n", "\nQuestion:", "Question:", "\nQ:"]
 DECLINE = "The documents do not seem to contain an answer to this."
 UNSUPPORTED_NOTE = ("Note: the documents may not support this answer; "
@@ -60,7 +64,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
 
     parts: list[str] = []
     stream = ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature, stop=STOP)
-    for piece in until_repeat(without_preamble(stream, req.text)):
+    for piece in until_repeat(without_preamble(stream, req.text, INSTRUCTION_ECHOES)):
         parts.append(piece)
         yield TextDelta(piece)
     raw = "".join(parts)  # kept as streamed, so the final text equals the concatenated deltas

@@ -3,7 +3,7 @@ so the orchestrator stops it at the first repeated sentence instead of spending 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from assistant import grounding
 
@@ -54,21 +54,21 @@ def repeated_tail_cut(text: str) -> str:
 
 # What SmolLM2-class models sometimes put before the answer: their own name or a role label (the
 # chat template's default system prompt names the model), or the instruction read back.
-_LABEL = re.compile(r"^\s*(?:smollm2?|assistant|answer|回答|答)\s*[:：]\s*", re.IGNORECASE)
-_ECHO_STARTS = ("using only the text above", "using only the numbered texts above", "请只根据上面")
-_CANDIDATES = ("smollm:", "smollm2:", "assistant:", "answer:", "回答：", "答：", *_ECHO_STARTS)
+_LABELS = ("smollm", "smollm2", "assistant", "answer", "回答", "答")
+_LABEL = re.compile(r"^\s*(?:" + "|".join(_LABELS) + r")\s*[:：]\s*", re.IGNORECASE)
+_LABEL_STARTS = tuple(label + colon for label in _LABELS for colon in ":：")
 _SENTENCE_END = re.compile(r"[.!?。！？]\s|[.!?。！？]$|\n")
 _MAX_HOLD = 300  # characters: an echo that long is given up on and passed through
 
 
-def _strip_preamble(text: str, question: str, final: bool) -> tuple[str, bool] | None:
+def _strip_preamble(text: str, question: str, echoes: tuple[str, ...], final: bool) -> tuple[str, bool] | None:
     """(`text` without a leading label or instruction echo, whether one was removed); None while
-    that cannot be decided yet."""
+    that cannot be decided yet. `echoes` are the instructions' openings, lower-cased."""
     rest, removed = text.lstrip(), False
     while (m := _LABEL.match(rest)) is not None:
         rest, removed = rest[m.end():], True
     low = rest.lower()
-    if any(low.startswith(e) for e in _ECHO_STARTS):
+    if any(low.startswith(e) for e in echoes):
         tail = " ".join(question.split())[-12:]
         at = rest.find(tail) if tail else -1
         if at >= 0:  # the echo ends with the question read back (quotes and all)
@@ -79,23 +79,25 @@ def _strip_preamble(text: str, question: str, final: bool) -> tuple[str, bool] |
         if end is not None:  # no question read back: the echo is the first sentence
             return rest[end.end():].lstrip(), True
         return ("", True) if final or len(rest) > _MAX_HOLD else None
-    if not final and (not low.strip() or any(c.startswith(low) for c in _CANDIDATES)):
+    if not final and (not low.strip() or any(c.startswith(low) for c in (*_LABEL_STARTS, *echoes))):
         return None  # could still become a label or an echo: hold these few characters
     return (rest, True) if removed else (text, False)
 
 
-def without_preamble(stream: Iterator[str], question: str) -> Iterator[str]:
-    """Drop a leading "SmolLM:"-style label or a read-back of the instruction from an answer stream.
+def without_preamble(stream: Iterator[str], question: str, echoes: Sequence[str]) -> Iterator[str]:
+    """Drop a leading "SmolLM:"-style label, or a read-back of an instruction starting with one of
+    `echoes` (the prompt's own instructions, up to their first comma), from an answer stream.
 
     Only the first characters are held, and only while they could still turn into such a
     preamble, so an answer starting "The ..." streams at once. Closing this closes `stream`.
     """
+    echoes = tuple(e.lower() for e in echoes)
     held, passing, trim = "", False, False
     try:
         for piece in stream:
             if not passing:
                 held += piece
-                decided = _strip_preamble(held, question, final=False)
+                decided = _strip_preamble(held, question, echoes, final=False)
                 if decided is None:
                     continue
                 passing, (piece, trim) = True, decided
@@ -105,7 +107,7 @@ def without_preamble(stream: Iterator[str], question: str) -> Iterator[str]:
             if piece:
                 yield piece
         if not passing and held:
-            out, _ = _strip_preamble(held, question, final=True)
+            out, _ = _strip_preamble(held, question, echoes, final=True)
             if out:
                 yield out
     finally:
