@@ -125,11 +125,11 @@ def dpo_tune(model_dir: str | Path, pairs: list[PreferencePair], config: DPOConf
                 sequence_logprobs(model, [r for _, r in batch], pad_id, device))
 
     model.eval()
-    with torch.no_grad(), model.disable_adapter():  # the reference: the model as it was
-        ref = [score([pair]) for pair in encoded]
-    ref_c = torch.cat([c for c, _ in ref])
-    ref_r = torch.cat([r for _, r in ref])
-    before = _measure(score, encoded, ref_c, ref_r, cfg.beta)
+    with model.disable_adapter():  # the reference: the model as it was
+        ref_c, ref_r = _score_all(score, encoded)
+    # A fresh LoRA adapter starts at zero (peft's default), so before training the policy *is*
+    # the reference: its figures come from the same pass.
+    before = _measure(ref_c, ref_r, ref_c, ref_r, cfg.beta)
 
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -148,7 +148,7 @@ def dpo_tune(model_dir: str | Path, pairs: list[PreferencePair], config: DPOConf
         optimizer.step()
         losses.append(float(loss.detach()))
     model.eval()
-    after = _measure(score, encoded, ref_c, ref_r, cfg.beta)
+    after = _measure(*_score_all(score, encoded), ref_c, ref_r, cfg.beta)
     _save_in_place(model.merge_and_unload(), tokenizer, model_dir)
     return {"pairs": len(encoded), "skipped_pairs": len(pairs) - len(encoded), "steps": cfg.steps, "beta": cfg.beta,
             "lr": cfg.lr, "before": before, "after": after, "losses": losses}
@@ -163,11 +163,15 @@ def _with_lora(model, rank: int):
                                             target_modules="all-linear", task_type="CAUSAL_LM"))
 
 
-def _measure(score, encoded: list, ref_c: torch.Tensor, ref_r: torch.Tensor, beta: float) -> dict[str, float]:
+def _score_all(score, encoded: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log p(chosen) and log p(rejected) of every pair, one pair at a time, without gradients."""
     with torch.no_grad():
         both = [score([pair]) for pair in encoded]
-    pc = torch.cat([c for c, _ in both])
-    pr = torch.cat([r for _, r in both])
+    return torch.cat([c for c, _ in both]), torch.cat([r for _, r in both])
+
+
+def _measure(pc: torch.Tensor, pr: torch.Tensor, ref_c: torch.Tensor, ref_r: torch.Tensor,
+             beta: float) -> dict[str, float]:
     loss = float(dpo_loss(pc, pr, ref_c, ref_r, beta))
     reward_margin = (pc - ref_c) - (pr - ref_r)
     return {"loss": round(loss, 4) if math.isfinite(loss) else loss,
