@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,8 @@ from pathlib import Path
 import httpx
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_demo_ingests_the_bundled_docs_and_answers(tmp_path):
-    port = _free_port()
+def test_demo_ingests_the_bundled_docs_and_answers(tmp_path, free_port):
+    port = free_port
     env = {**os.environ, "ASSISTANT_WORKSPACE": str(tmp_path / "ws")}
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "demo", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

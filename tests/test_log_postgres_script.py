@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "start_postgres.sh"
 EXPORT = re.compile(r"^export TEST_POSTGRES_URL=postgresql\+psycopg://\S+:\S+@127\.0\.0\.1:\d+/\w+\n$")
@@ -40,27 +44,21 @@ def test_eval_exports_the_url():
     assert result.returncode == 0 and result.stdout.startswith("url=")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _pg_ctl() -> str | None:
+    """The newest Debian cluster's pg_ctl, else one on PATH."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return str(found[-1]) if found else shutil.which("pg_ctl")
 
 
-def test_a_freshly_started_server_does_not_hold_the_callers_pipe():
+def test_a_freshly_started_server_does_not_hold_the_callers_pipe(free_port):
     """CI runs `pg="$(bash start_postgres.sh)"`: the new server must not keep that pipe open,
     or the substitution (and the whole test run) waits forever."""
-    import shutil
-    import tempfile
-
-    if not any(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")) and not shutil.which("pg_ctl"):
-        import pytest
-
+    pg_ctl = _pg_ctl()
+    if pg_ctl is None:
         pytest.skip("no PostgreSQL server binaries on this machine")
     base = Path(tempfile.mkdtemp(prefix="assistant-pg-fresh-", dir="/tmp"))  # reachable by `postgres`
     env = {**os.environ, "ASSISTANT_PG_NO_INSTALL": "1", "ASSISTANT_PG_DIR": str(base),
-           "ASSISTANT_PG_PORT": str(_free_port())}
+           "ASSISTANT_PG_PORT": str(free_port)}
     proc = subprocess.Popen(["bash", "-c", f'pg="$(bash {SCRIPT})"; echo "got:$pg"'], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -69,10 +67,7 @@ def test_a_freshly_started_server_does_not_hold_the_callers_pipe():
         os.killpg(proc.pid, 9)
         raise AssertionError("the caller's $(...) did not return: the server holds its pipe")
     finally:
-        stop = ["pg_ctl", "-D", str(base / "data"), "stop", "-m", "immediate"]
-        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-        if bindir:
-            stop[0] = str(bindir[-1] / "pg_ctl")
+        stop = [pg_ctl, "-D", str(base / "data"), "stop", "-m", "immediate"]
         if os.geteuid() == 0:
             stop = ["runuser", "-u", "postgres", "--", *stop]
         subprocess.run(stop, capture_output=True, timeout=60)
