@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.workspace import resolve_workspace
+from foundation.workspace import resolve_workspace
 
 
 def sample_docs_dir() -> Path:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
-        from assistant.model_paths import ModelNotFoundError
+        from foundation.model_paths import ModelNotFoundError
 
         if args.verbose and not isinstance(exc, ModelNotFoundError):
             raise

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from assistant.workspace import atomic_write_text
+from foundation.workspace import atomic_write_text
 
 CONFIG_FILE = "config.toml"
 

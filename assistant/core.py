@@ -17,7 +17,7 @@ from assistant.config import Config
 from assistant.generation import GenerationStats, Generator, load_generator
 from assistant.tasks.base import Event, Result, Status, TaskRequest, TextDelta
 from assistant.types import Answer, IngestReport, Source
-from assistant.workspace import resolve_workspace
+from foundation.workspace import resolve_workspace
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Assistant:
     @property
     def model_name(self) -> str:
         """The model that answers: the registry's current fine-tune, else the configured generator."""
-        from assistant.model_paths import served_model_name
+        from foundation.model_paths import served_model_name
 
         if self.config.backend == "local":
             return served_model_name(self.workspace) or self.config.generator
@@ -125,7 +125,7 @@ class Assistant:
 
     def models(self) -> list[str]:
         """'base' (the configured generator) and every fine-tuned model in the registry."""
-        from assistant.model_paths import registered_model_names
+        from foundation.model_paths import registered_model_names
 
         return ["base", *registered_model_names(self.workspace)]
 

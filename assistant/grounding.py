@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from assistant.types import SentenceCheck
+from foundation.text import content_tokens as _content_tokens
+from foundation.text import has_cjk, stem
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -27,57 +29,22 @@ MIN_OVERLAP_CJK = 0.5
 # Sentences with fewer content words than this ("Sure.", "Yes!") carry no claim to check.
 MIN_CLAIM_TOKENS = 2
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_RE = re.compile(f"[{_CJK}]")
 _CITE_RE = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*[,，、;]\s*\d{1,3})*)\s*[\]】]")
-_WORD_RE = re.compile(rf"[A-Za-z_][A-Za-z0-9_\-.]*[A-Za-z0-9_]|[A-Za-z]|\d+(?:[.,:]\d+)*|[{_CJK}]+")
 _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*")
 _ABBREV = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "dr", "cf", "fig", "no", "approx", "incl", "eg", "ie"}
 
-STOPWORDS = frozenset(
-    """a an the and or but if then else of to in on at by for with from into onto over under about as
-    is are was were be been being am do does did done doing have has had having can could should would
-    will shall may might must this that these those it its it's they them their there here what which who
-    whom whose when where why how i me my we our you your he she his her not no yes so than too very
-    just also only such each any all some more most other same own up down out off again further once
-    e.g i.e etc s t don't doesn't isn't aren't use used using please answer question passage according document
-    documents text say says said tell let get got make made see one two""".split()
-)
-
-
-def has_cjk(text: str) -> bool:
-    return bool(_CJK_RE.search(text))
-
 
 def content_tokens(text: str) -> list[str]:
-    """Lower-cased content words; Chinese runs become character bigrams (no segmenter needed)."""
-    out: list[str] = []
-    for tok in _WORD_RE.findall(strip_citations(text)):
-        if _CJK_RE.match(tok):
-            out.extend(tok[i:i + 2] for i in range(max(1, len(tok) - 1)))
-            continue
-        tok = tok.lower().strip(".-")
-        if tok and tok not in STOPWORDS:
-            out.append(tok)
-    return out
-
-
-def _stem(tok: str) -> str:
-    """Crude suffix stripping so 'rotates'/'rotating'/'rotation' meet 'rotate'."""
-    if _CJK_RE.match(tok) or len(tok) <= 4:
-        return tok
-    for suffix in ("ations", "ation", "ings", "ing", "ies", "ed", "es", "s", "e"):
-        if tok.endswith(suffix) and len(tok) - len(suffix) >= 3:
-            return tok[: -len(suffix)]
-    return tok
+    """The claim words of `text` without its [n] markers (see `foundation.text.content_tokens`)."""
+    return _content_tokens(strip_citations(text))
 
 
 def overlap(claim: str, passage: str) -> float:
     """Share of the claim's content words found in the passage (0..1)."""
-    claim_toks = {_stem(t) for t in content_tokens(claim)}
+    claim_toks = {stem(t) for t in content_tokens(claim)}
     if not claim_toks:
         return 0.0
-    passage_toks = {_stem(t) for t in content_tokens(passage)}
+    passage_toks = {stem(t) for t in content_tokens(passage)}
     return len(claim_toks & passage_toks) / len(claim_toks)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                          include_opted_out=args.include_opted_out) if log else []
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if args.output:
-        from assistant.workspace import atomic_write_text
+        from foundation.workspace import atomic_write_text
 
         atomic_write_text(Path(args.output), body)
         print(f"exported {len(records)} record(s) to {args.output}", file=sys.stderr)

@@ -72,8 +72,9 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from assistant.config import Config
-    from assistant.generation.local import LocalGenerator, pick_device
-    from assistant.model_paths import resolve_embedder, resolve_generator
+    from assistant.generation.local import LocalGenerator
+    from foundation.devices import pick_device
+    from foundation.model_paths import resolve_embedder, resolve_generator
     from assistant.sandbox import run_python
     from assistant.tasks.memory import MemoryContext
 

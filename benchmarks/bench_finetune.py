@@ -161,7 +161,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     smol = resolve_generator("smollm2")
     tok = AutoTokenizer.from_pretrained(smol)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import table, write_result  # noqa: E402
 from index import DocumentIndex  # noqa: E402
-from index.embedding import pick_device  # noqa: E402
+from foundation.devices import pick_device  # noqa: E402
 from index.ingest import embed_text  # noqa: E402
 
 

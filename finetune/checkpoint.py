@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from assistant.workspace import atomic_write_text
+from foundation.workspace import atomic_write_text
 
 LATEST = "latest"
 

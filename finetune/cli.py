@@ -182,7 +182,7 @@ def _list(reg, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry: `python -m finetune.cli [--workspace DIR] finetune|models ...`."""
-    from assistant.workspace import resolve_workspace
+    from foundation.workspace import resolve_workspace
 
     parser = argparse.ArgumentParser(prog="finetune")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $ASSISTANT_WORKSPACE or ./workspace)")

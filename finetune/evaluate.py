@@ -159,7 +159,7 @@ def evaluate_model(
         raise ValueError("evaluate_model needs at least one Q&A record ending with an assistant answer")
     dev = pick_device(device)
     if model is None or tokenizer is None:
-        from assistant.model_paths import load_causal_lm, resolve_generator
+        from foundation.model_paths import load_causal_lm, resolve_generator
 
         tokenizer, model = load_causal_lm(resolve_generator(str(model_path_or_id), workspace), device=str(dev))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

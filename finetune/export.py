@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from assistant.workspace import atomic_write_json, atomic_write_text
+from foundation.workspace import atomic_write_json, atomic_write_text
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

@@ -1,7 +1,7 @@
 """The model registry: which fine-tuned models a workspace has, and which one it serves.
 
 `WORKSPACE/models/registry.json` is the only thing the assistant reads
-(`assistant.model_paths.registry_model_path` / `served_model_name`), so switching or rolling back
+(`foundation.model_paths.registry_model_path` / `served_model_name`), so switching or rolling back
 a model is one atomic rewrite of a small file: instant, and a crash leaves the old state.
 
     {"current": name|null, "previous": name|null,
@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.workspace import atomic_write_json
+from foundation.model_paths import RegistryError, read_registry, registry_file
+from foundation.workspace import atomic_write_json
 
 BASE = "base"
 RESERVED = {BASE, "current", "served", "previous", "default", "smollm2"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class RegistryError(ValueError):
-    """An unknown or invalid model name, or a registry file that is not ours."""
 
 
 def check_name(name: str) -> str:
@@ -46,22 +42,11 @@ class Registry:
     def __init__(self, workspace: str | os.PathLike[str]):
         self.workspace = Path(workspace)
         self.root = self.workspace / "models"
-        self.file = self.root / "registry.json"
+        self.file = registry_file(self.workspace)
 
     # --- reading
     def load(self) -> dict[str, Any]:
-        if not self.file.exists():
-            return {"current": None, "previous": None, "models": {}}
-        try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RegistryError(f"{self.file}: not valid JSON ({exc}); restore it or delete it to start over") from None
-        if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
-            raise RegistryError(f"{self.file}: not a model registry")
-        data.setdefault("current", None)
-        data.setdefault("previous", None)
-        data.setdefault("models", {})
-        return data
+        return read_registry(self.workspace)
 
     def list(self) -> dict[str, dict[str, Any]]:
         return self.load()["models"]

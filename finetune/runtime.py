@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from foundation.devices import pick_device as choose_device
+
 # Dense bf16 peak TFLOP/s per GPU, from the vendors' data sheets (without sparsity).
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
 DEFAULT_PEAK = 989e12  # H200: the GPU this project plans for
@@ -52,14 +54,8 @@ class Runtime:
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """cuda -> mps -> cpu, unless a device is requested explicitly."""
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """The training device as a `torch.device` (the choice itself is `foundation.devices`)."""
+    return torch.device(choose_device(requested))
 
 
 def setup_runtime(requested_device: str = "auto", precision: str = "auto") -> Runtime:

@@ -191,7 +191,7 @@ def load_tokenizer(config: TrainConfig) -> tuple[str, Any]:
     """Resolve the base model's location and load its tokenizer (cheap: data is checked before the model loads)."""
     from transformers import AutoTokenizer
 
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     path = resolve_generator(config.base, Path(config.workspace) if config.workspace else None)
     try:

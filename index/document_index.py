@@ -20,8 +20,9 @@ import numpy as np
 
 from index import search as searching
 from index.chunking import TokenCounter, load_token_counter
-from index.embedding import Embedder, pick_device
-from index.loaders import file_type_of
+from foundation.devices import pick_device
+from index.embedding import Embedder
+from foundation.formats import file_type_of
 from index.store import (DocumentInfo, State, current_generation, empty_state, load_latest, write_generation,
                          writer_lock)
 from index.types import IngestReport, Source
@@ -39,7 +40,7 @@ class EmbedderMismatchError(RuntimeError):
 
 
 def canonical_embedder(name: str) -> str:
-    from assistant.model_paths import DEFAULT_EMBEDDER_ALIASES
+    from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES
 
     return "all-MiniLM-L6-v2" if name.lower() in DEFAULT_EMBEDDER_ALIASES else name
 
@@ -79,7 +80,7 @@ class DocumentIndex:
         `index_kind` is "auto" (flat below `approx_threshold` chunks, IVF above), "flat", "ivf"
         or "hnsw". The embedding model is only loaded on the first ingest, search or embed.
         """
-        from assistant.model_paths import resolve_embedder
+        from foundation.model_paths import resolve_embedder
 
         directory = Path(directory).expanduser().resolve()
         directory.mkdir(parents=True, exist_ok=True)
@@ -260,7 +261,7 @@ class DocumentIndex:
                 from sentence_transformers import CrossEncoder
             except ImportError:  # pragma: no cover
                 raise ImportError("Reranking needs sentence-transformers: pip install sentence-transformers") from None
-            from assistant.model_paths import resolve_embedder
+            from foundation.model_paths import resolve_embedder
 
             self._reranker = CrossEncoder(resolve_embedder(self.reranker_name), device=pick_device(self.device))
         scores = self._reranker.predict([(query, t) for t in texts], show_progress_bar=False)

@@ -12,26 +12,14 @@ from typing import Callable
 
 import numpy as np
 
+from foundation.devices import pick_device
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 64
 # Loaded models shared by every index in the process (the UI, the CLI and tests open several).
 _MODELS: dict[tuple[str, str], object] = {}
 _MODELS_LOCK = threading.Lock()
-
-
-def pick_device(device: str = "auto") -> str:
-    """cuda, then mps, then cpu, unless a device is named explicitly."""
-    if device and device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class Embedder:

@@ -13,11 +13,12 @@ the first relevant hit (0 if none in the top 10 or max k), and nDCG@10 = 1/log2(
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
+
+from foundation.jsonl import read_jsonl
 
 if TYPE_CHECKING:
     from index.document_index import DocumentIndex
@@ -32,13 +33,7 @@ def read_qa(qa_file: Path) -> list[dict[str, str]]:
     if not qa_file.exists():
         raise FileNotFoundError(f"Q/A file {qa_file} does not exist")
     items = []
-    for n, line in enumerate(qa_file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{qa_file}:{n}: not valid JSON ({exc.msg})") from None
+    for n, item in read_jsonl(qa_file, objects=False):
         paths = item.get("path") if isinstance(item, dict) else None
         paths = [paths] if isinstance(paths, str) else (paths if isinstance(paths, list) else None)
         if not isinstance(item, dict) or not str(item.get("question", "")).strip() or not paths \

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from index.chunking import chunk_document
-from index.keyword import KeywordIndex, tokenize
+from foundation.text import search_tokens
+from index.keyword import KeywordIndex
 from index.loaders import LoadError, LoadedDocument, load_document
 from index.store import DocumentInfo, State, now_iso
 from index.types import FailedFile, IngestReport
@@ -196,7 +197,7 @@ def _keyword_index(index: "DocumentIndex", base: State, keep_rows, chunks_all: l
     if old is None:
         return KeywordIndex.build([text(c) for c in chunks_all])
     kept = old if keep_rows is None else [old[i] for i in keep_rows]
-    new = [tokenize(text(c)) for c in chunks_all[len(chunks_all) - n_new:]]
+    new = [search_tokens(text(c)) for c in chunks_all[len(chunks_all) - n_new:]]
     return KeywordIndex.from_tokens(kept + new)
 
 

@@ -13,22 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from foundation.formats import BRACE_LANGS, file_type_of
 from index.code_blocks import brace_sections
-
-MARKDOWN = {".md", ".markdown", ".mdx"}
-RST = {".rst", ".rest"}
-TEXT = {".txt", ".text", ".log", ".csv", ".tsv", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf"}
-HTML = {".html", ".htm", ".xhtml"}
-CODE = {
-    ".py": "python", ".pyi": "python",
-    ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".ts": "typescript", ".tsx": "typescript",
-    ".go": "go", ".java": "java", ".kt": "kotlin", ".scala": "scala", ".cs": "csharp",
-    ".rs": "rust", ".swift": "swift", ".php": "php",
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-    ".sh": "shell", ".bash": "shell", ".rb": "ruby", ".sql": "sql",
-}
-BRACE_LANGS = {"javascript", "typescript", "go", "java", "kotlin", "scala", "csharp", "rust", "swift", "php", "c", "cpp"}
 
 
 class LoadError(Exception):
@@ -52,26 +38,6 @@ class LoadedDocument:
     title: str
     file_type: str
     sections: list[Section]
-
-
-def file_type_of(path: Path) -> str | None:
-    """The loader name for a path, or None when we do not index that kind of file."""
-    ext = path.suffix.lower()
-    if ext in MARKDOWN:
-        return "markdown"
-    if ext in RST:
-        return "rst"
-    if ext in TEXT:
-        return "text"
-    if ext in HTML:
-        return "html"
-    if ext == ".pdf":
-        return "pdf"
-    if ext == ".docx":
-        return "docx"
-    if ext in CODE:
-        return CODE[ext]
-    return None
 
 
 def load_document(path: Path, data: bytes) -> LoadedDocument:

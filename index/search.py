@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from index.keyword import tokenize
+from foundation.text import search_tokens
 from index.store import State
 from index.types import Source
 
@@ -132,11 +132,11 @@ def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
     if len(flat) <= limit:
         return flat
     start = 0
-    words = set(tokenize(query)) if query else set()
+    words = set(search_tokens(query)) if query else set()
     if words:
         best = 0
         for m in re.finditer(r"[^.!?。！？；]+[.!?。！？；]?", flat):
-            overlap = len(words & set(tokenize(m.group(0))))
+            overlap = len(words & set(search_tokens(m.group(0))))
             if overlap > best:
                 best, start = overlap, m.start()
     if len(flat) - start < limit:

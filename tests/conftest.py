@@ -75,7 +75,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     tok = AutoTokenizer.from_pretrained(resolve_generator("smollm2"))
     cfg = LlamaConfig(

@@ -55,7 +55,7 @@ def test_over_long_question_is_trimmed_not_crashed(demo_bot):
 
 
 def test_bundled_model_is_converted_once_then_reused(tmp_path, monkeypatch):
-    import assistant.model_paths as mp
+    import foundation.model_paths as mp
 
     monkeypatch.setenv("ASSISTANT_CACHE", str(tmp_path / "cache"))
     calls = []
@@ -71,7 +71,7 @@ def test_bundled_model_is_converted_once_then_reused(tmp_path, monkeypatch):
 
 
 def test_unknown_model_error_names_it_and_the_fix(tmp_path):
-    from assistant.model_paths import ModelNotFoundError, load_causal_lm
+    from foundation.model_paths import ModelNotFoundError, load_causal_lm
 
     with pytest.raises(ModelNotFoundError) as err:
         load_causal_lm("no-such-org/no-such-model")

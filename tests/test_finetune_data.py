@@ -15,7 +15,7 @@ from finetune.data import (
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     return AutoTokenizer.from_pretrained(resolve_generator("smollm2"))
 

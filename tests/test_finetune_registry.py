@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.model_paths import registry_model_path, resolve_generator, served_model_name
+from foundation.model_paths import registry_model_path, resolve_generator, served_model_name
 from finetune.cli import add_parsers
 from finetune.registry import Registry, RegistryError
 

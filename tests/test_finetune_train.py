@@ -155,7 +155,7 @@ def test_lora_on_default_model_learns_registers_and_merges_exactly(tmp_path):
     out = merged.generate(**enc, max_new_tokens=12, do_sample=False)
     assert tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     base = AutoModelForCausalLM.from_pretrained(resolve_generator("smollm2"))
     adapted = PeftModel.from_pretrained(base, ws / "models" / reg.get("smol-lora")["adapter_path"]).eval()

@@ -24,7 +24,7 @@ def _build_module():
 
 @pytest.fixture(scope="module")
 def counter() -> HFTokenCounter:
-    from assistant.model_paths import resolve_embedder
+    from foundation.model_paths import resolve_embedder
 
     c = load_token_counter(resolve_embedder("all-MiniLM-L6-v2"))
     assert isinstance(c, HFTokenCounter), "the real tokenizer must load offline"

@@ -151,7 +151,7 @@ def test_evaluate_rejects_malformed_qa(idx, tmp_path):
 
 
 def test_reranker_rescores_the_fused_candidates(index_dir, idx):
-    from assistant.model_paths import resolve_embedder
+    from foundation.model_paths import resolve_embedder
 
     # No cross-encoder ships offline; the MiniLM weights with a fresh (untrained) classification head
     # exercise the real CrossEncoder path. Scores are meaningless, so only the plumbing is checked.

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from foundation.formats import SUPPORTED_SUFFIXES
+
 UPLOADS_DIR = "uploads"
 DEFAULT_MAX_UPLOAD_MB = 20
 # What the document index can read; anything else is refused before it touches the workspace.
-DEFAULT_UPLOAD_TYPES = (
-    ".md", ".markdown", ".txt", ".rst", ".pdf", ".html", ".htm", ".docx",
-    ".py", ".js", ".ts", ".java", ".go", ".rs", ".c", ".h", ".cpp", ".hpp", ".sh",
-    ".json", ".yaml", ".yml", ".toml", ".csv", ".ipynb",
-)
+DEFAULT_UPLOAD_TYPES = SUPPORTED_SUFFIXES
 
 
 class UploadRejected(ValueError):

@@ -20,7 +20,7 @@ def load_generator(config: Config, workspace: Path | None = None, model: str | N
     if config.backend != "local":
         raise ValueError(f"Unknown backend {config.backend!r}: use 'local' or 'openai'.")
     from assistant.generation.local import LocalGenerator
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     path = resolve_generator(name, workspace)
     return LocalGenerator(path, name=name, device=config.device, context_window=config.context_window)

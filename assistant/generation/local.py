@@ -6,20 +6,8 @@ import threading
 import time
 from typing import Iterator, Sequence
 
+from foundation.devices import pick_device
 from assistant.generation.base import GenerationStats, Messages, cut_at_stop, held_back
-
-
-def pick_device(preference: str = "auto") -> str:
-    """cuda, then mps, then cpu (unless a device is named)."""
-    import torch
-
-    if preference != "auto":
-        return preference
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class AnswerNoRepeatNGram:
@@ -56,7 +44,7 @@ class LocalGenerator:
     def __init__(self, path: str, *, name: str = "", device: str = "auto", context_window: int = 0):
         import torch
 
-        from assistant.model_paths import load_causal_lm
+        from foundation.model_paths import load_causal_lm
 
         self.device = pick_device(device)
         dtype = torch.float32

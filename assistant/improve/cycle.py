@@ -31,7 +31,8 @@ from assistant.improve.evaluate import (
     load_sanity_set,
 )
 from assistant.improve.report import cycle_dirs, draw_plot, improve_dir, write_report
-from assistant.workspace import atomic_write_json, atomic_write_text
+from foundation.workspace import atomic_write_json
+from foundation.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,6 @@ def next_cycle_dir(workspace: Path) -> tuple[int, Path]:
     return number, path
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -149,7 +146,7 @@ def run_cycle(workspace: str | os.PathLike[str] | None = None, config: ImproveCo
               bot=None, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one cycle and return its report (also written to WORKSPACE/improve/cycle-NNN/)."""
     from assistant import Assistant
-    from assistant.workspace import resolve_workspace
+    from foundation.workspace import resolve_workspace
 
     cfg = config or ImproveConfig()
     if not 0.0 < cfg.heldout_fraction < 1.0:
@@ -185,9 +182,9 @@ def _run(ws: Path, bot, cfg: ImproveConfig, say: Callable[[str], None]) -> dict[
                                                           if h.message_id in state["heldout"] else {})}
                         for h in data.heldout}
     save_state(ws, state)
-    _write_jsonl(cdir / "train.jsonl", [t.to_json() for t in data.train])
-    _write_jsonl(cdir / "heldout.jsonl", [h.to_json() for h in data.heldout])
-    _write_jsonl(cdir / "pairs.jsonl", data.pairs)
+    write_jsonl(cdir / "train.jsonl", [t.to_json() for t in data.train])
+    write_jsonl(cdir / "heldout.jsonl", [h.to_json() for h in data.heldout])
+    write_jsonl(cdir / "pairs.jsonl", data.pairs)
     report["data"] = dict(data.counts)
     say(f"cycle {number}: {len(data.train)} new accepted answers, {len(data.replay)} replayed, "
         f"{len(data.heldout)} held out, {len(data.pairs)} preference pairs")
@@ -216,7 +213,7 @@ def _run(ws: Path, bot, cfg: ImproveConfig, say: Callable[[str], None]) -> dict[
 
     say(f"cycle {number}: building training examples in the QA prompt format of {current}")
     sft, formats = _sft_records(bot, current, data, progress=cfg.progress)
-    _write_jsonl(cdir / "sft.jsonl", sft)
+    write_jsonl(cdir / "sft.jsonl", sft)
     report["data"].update(train_examples=len(sft), rag_format=formats.get("rag", 0),
                           closed_book_format=formats.get("closed_book", 0))
 
@@ -333,7 +330,7 @@ def _lora_targets(ws: Path, base: str, top_layers: int) -> str:
     """peft's target regex for the Linear layers of the top `top_layers` decoder layers ("all-linear" for 0)."""
     if top_layers <= 0:
         return "all-linear"
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     cfg_file = Path(resolve_generator(base, ws)) / "config.json"
     n = int(json.loads(cfg_file.read_text())["num_hidden_layers"]) if cfg_file.exists() else 0
@@ -350,7 +347,7 @@ def _preference_step(ws: Path, bot, current: str, name: str, pairs: list[dict[st
         say(f"cycle {number}: DPO skipped: {len(pairs)} preference pairs, needs at least {cfg.min_pairs}")
         return {"status": "skipped", "reason": f"{len(pairs)} preference pairs; DPO needs at least {cfg.min_pairs}"}
     from assistant.improve.prompts import qa_messages
-    from assistant.model_paths import registry_model_path
+    from foundation.model_paths import registry_model_path
     from finetune.preference import DPOConfig, PreferencePair, dpo_tune
 
     prefs = [PreferencePair(qa_messages(bot, p["prompt"], model=current) or [{"role": "user", "content": p["prompt"]}],
@@ -388,7 +385,7 @@ def _expected_paths(bot, heldout: list[Accepted], state: dict[str, Any]) -> dict
 
 def _model_identity(ws: Path, bot, model: str) -> str:
     """Name + weights file sizes/mtimes: a cached evaluation is reused only for the same weights."""
-    from assistant.model_paths import resolve_generator
+    from foundation.model_paths import resolve_generator
 
     path = Path(resolve_generator(model, ws))
     files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) if path.is_dir() else []

@@ -11,13 +11,13 @@ the model and the grounding checks, exactly as served. Scores:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from assistant.improve.data import Accepted, clean_answer
+from foundation.jsonl import read_jsonl
 
 SANITY_FILE = Path(__file__).resolve().parent.parent / "sanity_set.jsonl"
 SANITY_MAX_NEW_TOKENS = 40
@@ -27,12 +27,10 @@ def load_sanity_set(path: Path | None = None) -> list[dict[str, str]]:
     """The packaged general questions with reference answers (`{"question", "answer"}` per line)."""
     path = Path(path or SANITY_FILE)
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            obj = json.loads(line)
-            if not obj.get("question") or not obj.get("answer"):
-                raise ValueError(f"{path}:{n}: a sanity item needs 'question' and 'answer'")
-            items.append(obj)
+    for n, obj in read_jsonl(path):
+        if not obj.get("question") or not obj.get("answer"):
+            raise ValueError(f"{path}:{n}: a sanity item needs 'question' and 'answer'")
+        items.append(obj)
     if not items:
         raise ValueError(f"{path}: the sanity set is empty")
     return items

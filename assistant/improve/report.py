@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from assistant.workspace import atomic_write_bytes, atomic_write_json, atomic_write_text
+from foundation.workspace import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 IMPROVE_DIR = "improve"
 PLOT_NAME = "progress.png"

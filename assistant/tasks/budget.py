@@ -10,7 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.grounding import has_cjk, overlap
+from assistant.grounding import overlap
+from foundation.text import has_cjk
 from assistant.tasks.base import TaskContext
 from assistant.types import Source
 

@@ -94,7 +94,7 @@ def default_models(device: str = "cpu"):
     from sentence_transformers import SentenceTransformer
 
     from assistant.generation.local import LocalGenerator
-    from assistant.model_paths import resolve_embedder, resolve_generator
+    from foundation.model_paths import resolve_embedder, resolve_generator
 
     embedder = SentenceTransformer(resolve_embedder("all-MiniLM-L6-v2"), device=device)
     generator = LocalGenerator(resolve_generator("smollm2"), name="smollm2", device=device)

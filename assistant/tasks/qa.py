@@ -25,6 +25,7 @@ from assistant.tasks.budget import (
 )
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, Source
+from foundation.text import has_cjk
 
 # Measured on SmolLM2-135M-Instruct (7 questions, one passage each): the passage first and the
 # instruction after it answered 6/7 right; a system prompt asking for citations 3/7 and it often
@@ -106,7 +107,7 @@ def _decline(req: TaskRequest, hits: list[Source], best: float) -> Iterator[Even
 
 def build_messages(ctx: TaskContext, req: TaskRequest, passages: list[Source]) -> tuple[list[dict[str, str]], list[str]]:
     """The chat messages and the passage texts actually given, all within the prompt budget."""
-    if grounding.has_cjk(req.text):
+    if has_cjk(req.text):
         template = INSTRUCTION_ONE_ZH if len(passages) == 1 else INSTRUCTION_MANY_ZH
     else:
         template = INSTRUCTION_ONE if len(passages) == 1 else INSTRUCTION_MANY

@@ -12,7 +12,8 @@ import logging
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from assistant.grounding import STOPWORDS, has_cjk
+from foundation.text import CLAIM_STOPWORDS as STOPWORDS
+from foundation.text import has_cjk
 
 if TYPE_CHECKING:
     from assistant.tasks.base import TaskContext

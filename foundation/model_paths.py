@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from assistant.workspace import cache_dir
+from foundation.workspace import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,40 @@ def _package_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _registry(workspace: Path | None) -> dict:
-    """`WORKSPACE/models/registry.json` (written by finetune.registry), or {} when there is none."""
-    reg = workspace / "models" / "registry.json" if workspace is not None else None
-    return json.loads(reg.read_text()) if reg is not None and reg.exists() else {}
+class RegistryError(ValueError):
+    """An unknown or invalid model name, or a registry file that is not ours."""
+
+
+def registry_file(workspace: Path) -> Path:
+    return Path(workspace) / "models" / "registry.json"
+
+
+def read_registry(workspace: Path | None) -> dict:
+    """`WORKSPACE/models/registry.json` (written by finetune.registry), with its defaults filled in.
+
+    The one reader of that file: the assistant resolves served models through it and the
+    registry's read-modify-write starts from it.
+    """
+    empty = {"current": None, "previous": None, "models": {}}
+    path = registry_file(workspace) if workspace is not None else None
+    if path is None or not path.exists():
+        return empty
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{path}: not valid JSON ({exc}); restore it or delete it to start over") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+        raise RegistryError(f"{path}: not a model registry")
+    return {**empty, **data}
 
 
 def registered_model_names(workspace: Path | None) -> list[str]:
-    return sorted(_registry(workspace).get("models", {}))
+    return sorted(read_registry(workspace).get("models", {}))
 
 
 def registry_model_path(workspace: Path | None, name: str) -> Path | None:
     """A fine-tuned model registered in `WORKSPACE/models/registry.json`, if `name` is one."""
-    data = _registry(workspace)
+    data = read_registry(workspace)
     if name in ("current", "served"):
         name = data.get("current") or ""
     entry = data.get("models", {}).get(name)
@@ -60,7 +81,7 @@ def registry_model_path(workspace: Path | None, name: str) -> Path | None:
 
 def served_model_name(workspace: Path | None) -> str | None:
     """The registry's current model (set by `assistant models use NAME`), if any."""
-    return _registry(workspace).get("current") or None
+    return read_registry(workspace).get("current") or None
 
 
 def resolve_generator(name: str, workspace: Path | None = None) -> str:
