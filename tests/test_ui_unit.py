@@ -134,8 +134,38 @@ def test_server_folders_are_refused_on_a_shared_server(tmp_path):
     shared = ChatHandlers(bot=None, uploads=uploads, allow_folders=False, folder_roots=[tmp_path / "allowed"])
     (tmp_path / "allowed" / "docs").mkdir(parents=True)
     with pytest.raises(PermissionError, match="upload files instead"):
-        shared._check_folder("/etc")
-    assert shared._check_folder(str(tmp_path / "allowed" / "docs")) == (tmp_path / "allowed" / "docs").resolve()
+        shared.check_folder("/etc")
+    assert shared.check_folder(str(tmp_path / "allowed" / "docs")) == (tmp_path / "allowed" / "docs").resolve()
     local = ChatHandlers(bot=None, uploads=uploads, allow_folders=True)
     with pytest.raises(FileNotFoundError):
-        local._check_folder(str(tmp_path / "missing"))
+        local.check_folder(str(tmp_path / "missing"))
+
+
+def test_http_api_and_model_choices_load_without_gradio():
+    """Services that only speak HTTP must not need Gradio: ui.api imports with Gradio blocked."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['gradio'] = None\n"
+            "import ui.api, ui.model_choice\n"
+            "assert 'gradio' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+            "print(','.join(ui.api.TASK_NAMES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "auto,qa,summarize,code"
+
+
+def test_model_choices_map_selector_names_to_model_arguments():
+    from ui.model_choice import current_model, model_arg, model_choices
+
+    class Bot:  # the two facade members the selector reads, with a fine-tune being served
+        model_name = "ft-1"
+        config = type("C", (), {"generator": "smollm2"})()
+
+        def models(self):
+            return ["base", "ft-1", "ft-2"]
+
+    bot = Bot()
+    assert model_choices(bot) == ["base", "ft-1", "ft-2"] and current_model(bot) == "ft-1"
+    assert model_arg(bot, "ft-1") is None and model_arg(bot, None) is None  # the served one
+    assert model_arg(bot, "base") == "smollm2" and model_arg(bot, "ft-2") == "ft-2"

@@ -21,12 +21,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from assistant.tasks import TASKS
 from assistant.tasks.base import Result, TextDelta
 from ui import render
-from ui.app import current_model, model_arg, model_choices
+from ui.model_choice import current_model, model_arg, model_choices
 from ui.security import AccessPolicy, check_api_key
 
-TASKS = {"auto", "qa", "summarize", "code"}
+TASK_NAMES = ("auto", *TASKS)  # "auto" picks one of the registered tasks from the wording
 
 
 class ChatMessage(BaseModel):
@@ -106,8 +107,8 @@ def _split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, st
 
 
 def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]]) -> dict[str, Any]:
-    if req.task not in TASKS:
-        raise HTTPException(400, f"task must be one of {sorted(TASKS)}")
+    if req.task not in TASK_NAMES:
+        raise HTTPException(400, f"task must be one of {', '.join(TASK_NAMES)}")
     kw: dict[str, Any] = {"task": req.task, "user": req.user}
     if req.conversation_id:
         kw["conversation_id"] = req.conversation_id

@@ -12,15 +12,22 @@ from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from PIL import Image
 
+from assistant.improve import cycle_plot_path, latest_report
+from assistant.improve.report import render_markdown
+from assistant.tasks import TASKS as TASK_RUNNERS
 from assistant.tasks.base import Result, Status, TextDelta
 from assistant.types import Source
 from ui import render
+from ui.model_choice import current_model, model_arg, model_choices
 from ui.security import UploadPolicy, UploadRejected, inside, save_upload
 
 log = logging.getLogger(__name__)
 
-TASKS = [("Auto", "auto"), ("Question", "qa"), ("Summarise", "summarize"), ("Code", "code")]
+# Labels only: the task names themselves come from the assistant's task registry.
+TASK_LABELS = {"auto": "Auto", "qa": "Question", "summarize": "Summarise", "code": "Code"}
+TASKS = [(TASK_LABELS.get(name, name.title()), name) for name in ("auto", *TASK_RUNNERS)]
 CHAT_CONCURRENCY = 4  # simultaneous answers; more only queue up on a 2-core machine
 CSS = """
 
@@ -205,7 +212,7 @@ class ChatHandlers:
             except UploadRejected as exc:
                 rejected.append((name, str(exc)))
         if folder and folder.strip():
-            paths.append(self._check_folder(folder.strip()))
+            paths.append(self.check_folder(folder.strip()))
         if not paths:
             if rejected:
                 return None, rejected
@@ -217,7 +224,8 @@ class ChatHandlers:
 
         return self.bot.ingest(paths, progress=cb), rejected
 
-    def _check_folder(self, folder: str) -> Path:
+    def check_folder(self, folder: str) -> Path:
+        """The folder to index, if this server lets visitors name server folders (local use or an allowed root)."""
         path = Path(folder).expanduser().resolve()
         allowed = self.allow_folders or any(inside(path, r) for r in self.folder_roots + [self.uploads.root])
         if not allowed:
@@ -375,9 +383,6 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
 
 def models_panel(bot: Any) -> tuple[str, str, Any]:
     """The Models tab: what is served, what is registered, and the last `assistant improve` cycle."""
-    from assistant.improve import cycle_plot_path, latest_report
-    from assistant.improve.report import render_markdown
-
     lines = [f"**Serving:** `{current_model(bot)}`", "", "| model | served |", "| --- | --- |"]
     lines += [f"| `{name}` | {'yes' if name == current_model(bot) else ''} |" for name in model_choices(bot)]
     lines += ["", "Switch with `assistant models use NAME`; `assistant models rollback` returns to the previous one."]
@@ -386,37 +391,7 @@ def models_panel(bot: Any) -> tuple[str, str, Any]:
     plot = cycle_plot_path(bot.workspace)
     image = None
     if plot:  # handed over as pixels: the workspace itself is never served as files
-        from PIL import Image
-
         with Image.open(plot) as img:
             image = img.convert("RGB")
     return "\n".join(lines), report_md, gr.update(value=image, visible=image is not None)
 
-
-def model_choices(bot: Any) -> list[str]:
-    """Names offered in the model selector and /v1/models: 'base' plus the registry's fine-tunes."""
-    try:
-        names = list(bot.models())
-    except Exception as exc:
-        log.info("no model list: %s", exc)
-        names = []
-    return names or [current_model(bot)]
-
-
-def current_model(bot: Any) -> str:
-    """The selector entry for the model that answers now ('base' unless a fine-tune is served)."""
-    name = str(getattr(bot, "model_name", "") or "")
-    try:
-        names = list(bot.models())
-    except Exception:
-        names = []
-    return name if name in names else ("base" if "base" in names or not name else name)
-
-
-def model_arg(bot: Any, name: str | None) -> str | None:
-    """The `model=` to pass to ask for a selector entry; None means 'the one served now'."""
-    if not name or name == current_model(bot):
-        return None
-    if name == "base":  # the registry's word for the configured generator
-        return bot.config.generator
-    return name

@@ -17,6 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+from gradio import networking
+
+from ui.api import api_router
+from ui.app import CHAT_CONCURRENCY, CSS, JS, build_app
 from ui.security import AccessPolicy, UploadPolicy, check_login, resolve_access
 
 log = logging.getLogger(__name__)
@@ -70,12 +77,6 @@ class RunningServer:
 def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None = None,
                allow_folder_ingest: bool = True, chat_concurrency: int | None = None):
     """The FastAPI app: `/health`, `/v1/*` and the Gradio page (with logins when configured)."""
-    import gradio as gr
-    from fastapi import FastAPI
-
-    from ui.api import api_router
-    from ui.app import CHAT_CONCURRENCY, CSS, JS, build_app
-
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY))  # before the mount at "/", which catches the rest
@@ -104,8 +105,6 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
     `port=0` (or None) picks a free port. Raises `AuthConfigError` for unsafe combinations
     (sharing without logins unless `allow_public_share`), `OSError` when the port is taken.
     """
-    import uvicorn
-
     access = resolve_access(auth=auth, auth_file=auth_file, api_keys=api_keys, share=share,
                             allow_public_share=allow_public_share)
     uploads = UploadPolicy.for_workspace(bot.workspace)
@@ -141,8 +140,6 @@ def serve(bot: Any, *, host: str = "127.0.0.1", port: int = 7860, share: bool = 
 
 def _share_link(port: int, timeout: float = SHARE_TIMEOUT_S) -> tuple[str | None, str | None]:
     """Ask Gradio's tunnel service for a public URL; (url, None) or (None, why it failed)."""
-    from gradio import networking
-
     result: dict[str, Any] = {}
 
     def attempt() -> None:
