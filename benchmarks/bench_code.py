@@ -76,7 +76,8 @@ def main() -> None:
     from foundation.devices import pick_device
     from foundation.model_paths import resolve_embedder, resolve_generator
     from assistant.sandbox import run_python
-    from assistant.tasks.memory import MemoryContext
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # MemoryContext is a test double
+    from doubles import MemoryContext
 
     device = pick_device(args.device)
     if device == "cpu":

@@ -32,7 +32,7 @@ from sqlmodel import Field, Session, SQLModel  # noqa: E402
 from assistant.log import ConversationLog  # noqa: E402
 from assistant.log.db import make_engine  # noqa: E402
 from assistant.log.ids import new_id  # noqa: E402
-from assistant.log.testing import postgres_schema_url, postgres_unavailable  # noqa: E402
+from tests.log_backends import postgres_schema_url, postgres_unavailable  # noqa: E402
 from index.types import Source  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -48,7 +48,7 @@ def url(request, tmp_path):
     PostgreSQL needs TEST_POSTGRES_URL (`eval "$(bash scripts/start_postgres.sh)"`); without a
     server those variants are skipped with a loud warning, never silently.
     """
-    from assistant.log.testing import BACKENDS, backend_url, skip_postgres_loudly
+    from log_backends import BACKENDS, backend_url, skip_postgres_loudly
 
     assert request.param in BACKENDS
     try:

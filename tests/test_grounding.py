@@ -12,7 +12,7 @@ OTHER = "On Windows, download the installer acme-setup.exe and run it as adminis
 
 @pytest.fixture(scope="module")
 def embed():
-    from assistant.tasks.memory import default_models
+    from doubles import default_models
 
     _, embedder = default_models()
     return lambda texts: embedder.encode(texts, normalize_embeddings=True, show_progress_bar=False)

@@ -295,7 +295,7 @@ def test_a_deferred_finish_is_read_back_at_once_and_its_failure_is_logged(log, c
 
 @pytest.fixture
 def postgres_url(tmp_path):
-    from assistant.log.testing import backend_url, skip_postgres_loudly
+    from log_backends import backend_url, skip_postgres_loudly
 
     try:
         with backend_url("postgresql", tmp_path) as u:

@@ -5,7 +5,7 @@ import pytest
 
 from assistant.tasks import code
 from assistant.tasks.base import Result, Status, TaskRequest, TextDelta
-from assistant.tasks.memory import FixedGenerator, MemoryContext, default_models
+from doubles import FixedGenerator, MemoryContext, default_models
 from assistant.types import Source
 
 DOCS = [Source(path="acme/util.py", title="util.py", locator="lines 1-4", snippet="def slugify", score=0.0,

@@ -38,7 +38,7 @@ def test_topic_reaches_back_past_a_follow_up():
 
 
 def test_rewritten_follow_up_retrieves_the_right_document():
-    from assistant.tasks.memory import MemoryContext, default_models
+    from doubles import MemoryContext, default_models
 
     gen, emb = default_models()
     docs = [

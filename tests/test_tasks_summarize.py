@@ -8,7 +8,7 @@ import pytest
 from assistant.config import Config
 from assistant.tasks import summarize
 from assistant.tasks.base import Result, Status, TaskRequest, TextDelta
-from assistant.tasks.memory import FixedGenerator, MemoryContext, default_models
+from doubles import FixedGenerator, MemoryContext, default_models
 from assistant.types import Source
 
 TOPICS = {

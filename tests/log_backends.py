@@ -1,4 +1,4 @@
-"""Helpers for testing code that logs: a real SQLite file or a private PostgreSQL schema.
+"""Log databases for the tests (and `benchmarks/bench_log.py`): a real SQLite file or a private PostgreSQL schema.
 
 PostgreSQL tests read `TEST_POSTGRES_URL` (set it with `eval "$(bash scripts/start_postgres.sh)"`).
 Each test gets its own schema (`?options=-csearch_path=...`) so tests never see each other's rows,

@@ -1,7 +1,8 @@
-"""A real TaskContext over passages held in memory: tasks without a workspace or an index.
+"""Test doubles for the tasks: a real TaskContext over passages held in memory, a fixed-reply generator.
 
-Tests and benchmarks use it to exercise the task logic with the real generator and embedder but
-no ingest: retrieval is exact cosine search over the given passages, generation is any object with
+They live with the tests, not in the product: nothing the assistant runs needs them. Tests and
+`benchmarks/bench_code.py` use `MemoryContext` to exercise the task logic with the real generator
+and embedder but no ingest: retrieval is exact cosine search over the given passages, generation is any object with
 the `Generator` interface (`stream`, `count_tokens`, `context_window`).
 """
 from __future__ import annotations
@@ -91,7 +92,7 @@ class FixedGenerator:
 @functools.lru_cache(maxsize=1)
 def default_models(device: str = "cpu"):
     """(generator, embedder): the bundled SmolLM2 and all-MiniLM-L6-v2, loaded once per process."""
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # heavy: loaded only by the tests that need models
 
     from assistant.generation.local import LocalGenerator
     from foundation.model_paths import resolve_embedder, resolve_generator
