@@ -199,11 +199,14 @@ class Assistant:
                       user: str | None = None, k: int | None = None, temperature: float | None = None,
                       model: str | None = None, tests: str = "", log: bool = True,
                       path_prefix: str | None = None, file_types: Sequence[str] | None = None,
-                      history: list[dict[str, str]] | None = None) -> Iterator[Event]:
+                      history: list[dict[str, str]] | None = None, max_tokens: int | None = None,
+                      stop: Sequence[str] | None = None) -> Iterator[Event]:
         """Run a task and yield `TextDelta`, `Status` and finally `Result(answer)`.
 
         `history` (earlier {"role", "content"} turns) serves callers that keep the conversation
         themselves, like OpenAI-style clients; with a `conversation_id` the log's history is used.
+        `max_tokens` caps all tokens generated for this answer; `stop` adds stop sequences to every
+        generation call (both as in OpenAI's API).
         """
         from assistant.tasks import run_task
         from assistant.tasks.rewrite import standalone_query
@@ -228,7 +231,7 @@ class Assistant:
             history = [{"role": m["role"], "content": m["content"]} for m in history
                        if m.get("role") in ("user", "assistant") and m.get("content")][-HISTORY_TURNS:]
         gen = self.generator(model)
-        ctx = _Context(self, gen, task)
+        ctx = _Context(self, gen, task, max_tokens=max_tokens, stop=stop)
         query = standalone_query(question, history, ctx)
         request = TaskRequest(text=question, query=query, history=history, k=k or self.config.top_k,
                               temperature=temperature, tests=tests, path_prefix=path_prefix,
@@ -311,10 +314,13 @@ class AnswerStream:
 class _Context:
     """What a task may use: retrieval, generation, token counts and embeddings, with timings kept."""
 
-    def __init__(self, bot: Assistant, generator: Generator, task: str = "qa"):
+    def __init__(self, bot: Assistant, generator: Generator, task: str = "qa", *,
+                 max_tokens: int | None = None, stop: Sequence[str] | None = None):
         self._bot = bot
         self.task = task
         self._gen = generator
+        self.max_tokens = max_tokens  # the caller's cap over all generation calls of one answer
+        self.stop = list(stop or ())
         self.config = bot.config
         self.stats = GenerationStats()
         self.retrieval_ms = 0.0
@@ -333,8 +339,13 @@ class _Context:
     def generate_stream(self, messages, *, max_new_tokens=None, temperature=None, stop=None) -> Iterator[str]:
         call = GenerationStats()
         temp = self.config.temperature if temperature is None else temperature
-        yield from self._gen.stream(messages, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                                    temperature=temp, stop=stop, stats=call,
+        budget = max_new_tokens or self.config.max_new_tokens
+        if self.max_tokens is not None:
+            budget = min(budget, self.max_tokens - self.stats.tokens_out)
+            if budget <= 0:
+                return
+        yield from self._gen.stream(messages, max_new_tokens=budget,
+                                    temperature=temp, stop=[*(stop or ()), *self.stop] or None, stats=call,
                                     # code legitimately repeats lines; prose from a small model should not
                                     no_repeat_ngram=0 if self.task == "code" else self.config.no_repeat_ngram)
         if not self.stats.ttft_ms:
