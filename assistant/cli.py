@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from foundation.workspace import resolve_workspace
+from foundation.workspace import atomic_write_text, resolve_workspace
 
 
 def sample_docs_dir() -> Path:
@@ -133,6 +133,33 @@ def cmd_eval_retrieval(args) -> int:
     return 0
 
 
+def _eval_output(result: dict, table: str, json_to: str | None) -> None:
+    """The table on the terminal; with `--json` the result as JSON (to stdout, or to a file)."""
+    if json_to == "-":
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    print(table)
+    if json_to:
+        atomic_write_text(Path(json_to), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {json_to}")
+
+
+def cmd_eval_answers(args) -> int:
+    from assistant.evaluation.answers import evaluate, format_table  # loads the models: only for this command
+
+    result = evaluate(_open(args), Path(args.qa), limit=args.limit, progress=args.json != "-")
+    _eval_output(result, format_table(result), args.json)
+    return 0
+
+
+def cmd_eval_summaries(args) -> int:
+    from assistant.evaluation.summaries import evaluate, format_table  # loads the models: only for this command
+
+    result = evaluate(_open(args), Path(args.set), limit=args.limit, progress=args.json != "-")
+    _eval_output(result, format_table(result), args.json)
+    return 0
+
+
 def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=os.environ.get("ASSISTANT_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("ASSISTANT_PORT", "7860")))
@@ -177,13 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("eval", help="measure retrieval quality")
+    p = sub.add_parser("eval", help="measure retrieval, answers and summaries on your own question files")
     esub = p.add_subparsers(dest="what", required=True)
     r = esub.add_parser("retrieval", help="recall@k, MRR and nDCG@10 for dense, keyword and hybrid search")
     r.add_argument("--qa", required=True, help="JSONL: {\"question\": ..., \"path\": expected file}")
     r.add_argument("--k", type=int, nargs="+", default=[1, 5, 10])
     r.add_argument("--json", help="also write the result to this JSON file")
     r.set_defaults(func=cmd_eval_retrieval)
+    a = esub.add_parser("answers", help="strict accuracy, citation accuracy, declines and latency of the answers")
+    a.add_argument("--qa", required=True,
+                   help='JSONL: {"question": ..., "answers": [acceptable strings], "path": answering file}; '
+                        '"answers": [] for a question the documents do not answer')
+    a.add_argument("--limit", type=int, help="only the first N questions")
+    a.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON instead of the table, or write it to FILE")
+    a.set_defaults(func=cmd_eval_answers)
+    s = esub.add_parser("summaries", help="ROUGE-L against the documents' own descriptions, and requested lengths kept")
+    s.add_argument("--set", required=True,
+                   help='JSONL: {"path": document, "reference": its one-line description, "request": ..., "form": "sentence"|"bullets:N"|"paragraph"}')
+    s.add_argument("--limit", type=int, help="only the first N documents")
+    s.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON instead of the table, or write it to FILE")
+    s.set_defaults(func=cmd_eval_summaries)
 
     for module, attr in (("assistant.logs_cli", "add_parser"), ("finetune.cli", "add_parsers"),
                          ("assistant.improve_cli", "add_parser")):
