@@ -10,6 +10,17 @@
 #   EXTRAS       the extras to install (default all,dev,bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The code sandbox (assistant/sandbox.py) runs generated code under bubblewrap and refuses to run
+# it without: install it where we can (root with apt-get), otherwise say so.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing bubblewrap (the code sandbox)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 \
+      || echo "setup: WARNING: could not install bubblewrap; the code sandbox will refuse to run code" >&2
+  else
+    echo "setup: WARNING: bubblewrap (bwrap) is missing; the code sandbox will refuse to run code until it is installed (apt-get install bubblewrap)" >&2
+  fi
+fi
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 EXTRAS="${EXTRAS:-all,dev,bench}"
