@@ -233,8 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != module:  # a real missing dependency inside the module: say so
                 raise
             continue
-        register(sub)
+        # finetune sits below the log: it gets the reader for `finetune --from-log` from here
+        register(sub, **({"log_reader": rated_log_records} if module == "finetune.cli" else {}))
     return parser
+
+
+def rated_log_records(workspace: Path) -> list[dict]:
+    """The workspace log's rated answers and corrections: what `assistant finetune --from-log` trains on."""
+    from assistant.config import Config  # with the log below: only when --from-log runs
+    from assistant.log import ConversationLog, log_url  # SQLModel: only when --from-log runs, so --help stays instant
+
+    with ConversationLog.open(log_url(Config.load(workspace), workspace)) as clog:
+        return list(clog.export(rated_only=True))
 
 
 def main(argv: list[str] | None = None) -> int:

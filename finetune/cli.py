@@ -1,9 +1,12 @@
 """`assistant finetune ...` and `assistant models ...`: argparse sub-commands for the lead's CLI.
 
-`add_parsers(subparsers)` registers both; each handler is stored as `func` (`args.func(args)`
-returns an exit code) and reads `args.workspace`, a resolved Path set by the main CLI.
+`add_parsers(subparsers, log_reader=...)` registers both; each handler is stored as `func`
+(`args.func(args)` returns an exit code) and reads `args.workspace`, a resolved Path set by the
+main CLI. `log_reader(workspace)` returns the conversation log's rated records for `--from-log`:
+the assistant, which owns the log, passes it in (finetune sits below the log and never imports it).
 Heavy imports happen inside the handlers so `assistant --help` stays instant.
-`python -m finetune.cli` runs the same commands standalone (handy under torchrun).
+`python -m finetune.cli` runs the same commands standalone (handy under torchrun); there
+`--from-log` says to run `assistant finetune` (or `torchrun -m assistant.cli finetune`) instead.
 """
 from __future__ import annotations
 
@@ -11,15 +14,23 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
+
+from finetune.errors import DataError, OutOfMemory, TrainingError
+from finetune.registry import Registry, RegistryError
+from foundation.workspace import resolve_workspace
+
+LogReader = Callable[[Path], Iterable[dict[str, Any]]]
 
 
-def add_parsers(subparsers) -> None:
-    add_finetune_parser(subparsers)
+def add_parsers(subparsers, *, log_reader: LogReader | None = None) -> None:
+    add_finetune_parser(subparsers, log_reader=log_reader)
     add_models_parser(subparsers)
 
 
-def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
+def add_finetune_parser(subparsers, *, log_reader: LogReader | None = None) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "finetune",
         help="fine-tune the generator on documents, Q&A files or the conversation log",
@@ -29,12 +40,13 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
     )
     d = p.add_argument_group("data (at least one)")
     d.add_argument("--docs", type=Path, action="append", default=[], metavar="PATH",
-                   help="text file or folder (.md/.txt/.rst...) for continued pre-training, packed into --max-length blocks; repeatable")
+                   help="file or folder in any format ingest reads (.md/.txt/.rst/.html/.pdf/.docx...) for continued pre-training, "
+                   "packed into --max-length blocks; repeatable")
     d.add_argument("--qa", type=Path, action="append", default=[], metavar="FILE.jsonl",
                    help='Q&A / chat JSONL ({"question","answer"} or {"messages":[...]}) for supervised tuning, loss on answers only; repeatable')
     d.add_argument("--logs", type=Path, action="append", default=[], metavar="FILE.jsonl",
                    help="conversation log export: keeps thumbs-up answers and corrections; repeatable")
-    d.add_argument("--from-log", action="store_true", help="export this workspace's conversation log and train on it")
+    d.add_argument("--from-log", action="store_true", help="train on this workspace's conversation log (rated answers, corrections)")
     d.add_argument("--from-index", action="store_true",
                    help="continued pre-training on the text of this workspace's index (every format ingest reads: PDF, DOCX, HTML...)")
     d.add_argument("--val-fraction", type=float, default=0.1,
@@ -73,7 +85,7 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--stop-after-steps", type=int, default=0,
                    help="checkpoint and exit after N steps (for time-limited job slots); continue with --resume")
     r.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-    p.set_defaults(func=run_finetune)
+    p.set_defaults(func=run_finetune, log_reader=log_reader)
     return p
 
 
@@ -92,7 +104,7 @@ def add_models_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _config_from_args(args):
-    from finetune.train import TrainConfig
+    from finetune.train import TrainConfig  # torch and transformers: only when a command trains, so --help stays instant
 
     return TrainConfig(
         base=args.base, method=args.method, docs=args.docs, qa=args.qa, logs=args.logs, from_log=args.from_log, from_index=args.from_index,
@@ -103,14 +115,12 @@ def _config_from_args(args):
         seed=args.seed, workspace=Path(args.workspace), name=args.name, output=args.output,
         register=not args.no_register, use=args.use, overwrite=args.overwrite, eval_every=args.eval_every,
         eval_qa_examples=args.eval_qa_examples, save_every=args.save_every, resume=args.resume, stop_after_steps=args.stop_after_steps,
-        progress=not args.no_progress,
+        progress=not args.no_progress, log_reader=getattr(args, "log_reader", None),
     )
 
 
 def run_finetune(args) -> int:
-    from finetune.data import DataError
-    from finetune.registry import RegistryError
-    from finetune.train import OutOfMemory, TrainingError, train
+    from finetune.train import train  # torch and transformers: only when a command trains, so --help stays instant
 
     try:
         result = train(_config_from_args(args))
@@ -123,9 +133,8 @@ def run_finetune(args) -> int:
     if result.stopped_early:
         if os.environ.get("RANK", "0") != "0":
             return 0
-        print(f"stopped after step {len(result.losses)}; checkpoint in {result.output_dir / 'checkpoints'} "
-              "(run the same command with --resume to continue)")
-        return 0
+        print(result.resume_hint)
+        return 130 if result.stop_reason == "interrupted" else 0
     if result.model_path is None:  # non-main rank
         return 0
     m = result.metrics
@@ -141,7 +150,6 @@ def run_finetune(args) -> int:
 
 
 def run_models(args) -> int:
-    from finetune.registry import Registry, RegistryError
 
     reg = Registry(args.workspace)
     cmd = args.models_command or "list"
@@ -181,9 +189,7 @@ def _list(reg, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry: `python -m finetune.cli [--workspace DIR] finetune|models ...`."""
-    from foundation.workspace import resolve_workspace
-
+    """Standalone entry: `python -m finetune.cli [--workspace DIR] finetune|models ...` (no conversation log)."""
     parser = argparse.ArgumentParser(prog="finetune")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $ASSISTANT_WORKSPACE or ./workspace)")
     add_parsers(parser.add_subparsers(dest="command", required=True))

@@ -22,17 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune.documents import Document, load_documents, load_index_chunks
+from finetune.errors import DataError
+from finetune.split import in_validation, split
 from foundation import jsonl as foundation_jsonl
+
+# Re-exported: callers and tests import these from here, where the data set is built.
+__all__ = ["Chat", "DataError", "Dataset", "Document", "Example", "build_dataset", "in_validation", "load_documents",
+           "load_index_chunks", "load_log", "load_qa", "pack_documents", "split", "tokenize_chat"]
 
 log = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".rst", ".adoc", ".org", ".tex"}
 ROLES = {"system", "user", "assistant"}
 IGNORE = -100  # label that PyTorch's cross-entropy skips
-
-
-class DataError(ValueError):
-    """A malformed training record or file; the message starts with `file:line:`."""
 
 
 @dataclass
@@ -55,12 +57,6 @@ class Chat:
     messages: list[dict[str, str]]
     origin: str  # "path:line", for error messages and the split hash
     source: str = "qa"
-
-
-@dataclass
-class Document:
-    path: str
-    text: str
 
 
 @dataclass
@@ -162,79 +158,11 @@ def load_log(path: Path) -> tuple[list[Chat], dict[str, int]]:
     return log_records_to_chats((f"{path}:{n}", obj) for n, obj in read_jsonl(path))
 
 
-def load_documents(paths: Iterable[Path]) -> list[Document]:
-    """Plain-text documents from files and folders (recursively; hidden entries skipped)."""
-    docs: list[Document] = []
-    for root in paths:
-        root = Path(root)
-        if not root.exists():
-            raise DataError(f"{root}: no such file or folder")
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
-        for f in files:
-            try:
-                text = f.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{f}: not UTF-8 text (byte {exc.start}); convert it or leave it out") from None
-            if text.strip():
-                docs.append(Document(str(f), text))
-    if not docs:
-        raise DataError(f"no text documents ({', '.join(sorted(TEXT_SUFFIXES))}) under {[str(p) for p in paths]}")
-    return docs
-
-
-def load_index_chunks(workspace: Path) -> list[Document]:
-    """The text of every chunk in the workspace's index (whatever the loaders read: PDF, DOCX, HTML...).
-
-    Reads the current generation's `chunks.jsonl` through `index.store`, so it sees exactly what
-    `assistant ingest` committed, without loading FAISS or the embedder.
-    """
-    from index.store import current_generation
-
-    directory = Path(workspace) / "index"
-    generation = current_generation(directory)
-    if generation is None:
-        raise DataError(f"{directory}: no index yet; run `assistant ingest PATH` first or pass --docs")
-    chunks_file = directory / generation / "chunks.jsonl"
-    docs = [
-        Document(f"{obj.get('path', '?')}#{obj.get('ordinal', n)}", obj["text"])
-        for n, obj in read_jsonl(chunks_file)
-        if isinstance(obj.get("text"), str) and obj["text"].strip()
-    ]
-    if not docs:
-        raise DataError(f"{chunks_file}: the index holds no text chunks")
-    return docs
-
-
 # --- split and fingerprint -------------------------------------------------------------------
-
-
-def in_validation(key: str, val_fraction: float) -> bool:
-    """Deterministic split: the record's content hash, not a random draw, decides."""
-    h = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big")
-    return h / 2**64 < val_fraction
 
 
 def _chat_key(chat: Chat) -> str:
     return json.dumps(chat.messages, sort_keys=True, ensure_ascii=False)
-
-
-def split(items: list, key, val_fraction: float) -> tuple[list, list]:
-    """Hash split; with >= 2 items and a positive fraction, validation is never empty."""
-    if val_fraction <= 0 or len(items) < 2:
-        return list(items), []
-    train, val = [], []
-    for it in items:
-        (val if in_validation(key(it), val_fraction) else train).append(it)
-    if not val:  # tiny sets: hold out the item with the smallest hash, still deterministic
-        pick = min(range(len(train)), key=lambda i: hashlib.sha1(key(train[i]).encode()).hexdigest())
-        val.append(train.pop(pick))
-    if not train:
-        train.append(val.pop())
-    return train, val
 
 
 def fingerprint(parts: Iterable[str]) -> str:

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from finetune.data import IGNORE, Chat, Example, qa_record_to_chat, render_chat, tokenize_chat
+from finetune.runtime import pick_device
+from foundation.model_paths import load_causal_lm, resolve_generator
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
@@ -152,15 +154,11 @@ def evaluate_model(
     `workspace`), a local folder or a cached HF id; pass `model`/`tokenizer` to evaluate one
     already in memory.
     """
-    from finetune.runtime import pick_device
-
     chats = _as_chats(qa_records)[:max_examples]
     if not chats:
         raise ValueError("evaluate_model needs at least one Q&A record ending with an assistant answer")
     dev = pick_device(device)
     if model is None or tokenizer is None:
-        from foundation.model_paths import load_causal_lm, resolve_generator
-
         tokenizer, model = load_causal_lm(resolve_generator(str(model_path_or_id), workspace), device=str(dev))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = [e for e in (tokenize_chat(tokenizer, c, max_length) for c in chats) if e is not None]

@@ -7,12 +7,14 @@ temporary name and renamed into place.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from finetune.evaluate import plot_losses
 from foundation.workspace import atomic_write_json, atomic_write_text
 
 
@@ -24,6 +26,7 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 def _fresh_tmp(final: Path) -> Path:
     tmp = final.with_name(f".{final.name}.tmp")
+    final.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     return tmp
@@ -104,3 +107,37 @@ the assistant's citations remain the way to check an answer.
 
 def write_model_card(path: Path, name: str, info: dict[str, Any]) -> None:
     atomic_write_text(path, model_card(name, info))
+
+
+def save_run_files(result, config_json: dict[str, Any], *, base: str, base_path: str, method: str,
+                   data_stats: dict[str, Any]) -> str:
+    """Config, metrics, loss curve and card beside the saved weights; returns the run's creation time.
+
+    `result` is the run's `TrainResult` with its model (and adapter) already saved.
+    """
+    out_dir = Path(result.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    val_points = list(result.val_losses)
+    base_loss, tuned_loss = (result.metrics.get(k, {}).get("loss") for k in ("base", "tuned"))
+    if base_loss is not None and tuned_loss is not None:  # validation before (step 0) and after training
+        val_points = [(0, base_loss)] + [p for p in val_points if p[0] != len(result.losses)] + [(len(result.losses), tuned_loss)]
+    plot_losses(out_dir / "loss_curve.png", result.losses, val_points, title=f"{result.name} ({method})")
+    info = {
+        "name": result.name, "base": base, "base_path": base_path, "method": method, "created_at": created,
+        "data_fingerprint": result.data_fingerprint, "data": data_stats, "config": config_json, "metrics": result.metrics,
+        "losses": result.losses, "val_losses": result.val_losses,
+    }
+    write_json(out_dir / "train_config.json", config_json)
+    write_json(out_dir / "metrics.json", info)
+    write_model_card(out_dir / "README.md", result.name, info)
+    return created
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The registry keeps the numbers, not the sample generations."""
+    out = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    for phase in ("base", "tuned"):
+        if phase in metrics:
+            out[phase] = {k: v for k, v in metrics[phase].items() if k != "samples"}
+    return out

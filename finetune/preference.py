@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from finetune.data import IGNORE, Chat, DataError, tokenize_chat
+from finetune.modeling import add_lora
+from finetune.runtime import pick_device
 
 
 @dataclass
@@ -101,8 +103,6 @@ def dpo_tune(model_dir: str | Path, pairs: list[PreferencePair], config: DPOConf
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from finetune.runtime import pick_device
-
     cfg = config or DPOConfig()
     model_dir = Path(model_dir)
     backup = model_dir.with_name(model_dir.name + ".pre-dpo")
@@ -118,7 +118,8 @@ def dpo_tune(model_dir: str | Path, pairs: list[PreferencePair], config: DPOConf
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
-    model = _with_lora(model, cfg.lora_rank)
+    # The policy: a fresh, zero-initialised adapter (the same builder as the LoRA recipe's), no dropout.
+    model = add_lora(model, rank=cfg.lora_rank, alpha=None, dropout=0.0, targets="all-linear")
 
     def score(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
         return (sequence_logprobs(model, [c for c, _ in batch], pad_id, device),
@@ -152,15 +153,6 @@ def dpo_tune(model_dir: str | Path, pairs: list[PreferencePair], config: DPOConf
     _save_in_place(model.merge_and_unload(), tokenizer, model_dir)
     return {"pairs": len(encoded), "skipped_pairs": len(pairs) - len(encoded), "steps": cfg.steps, "beta": cfg.beta,
             "lr": cfg.lr, "before": before, "after": after, "losses": losses}
-
-
-def _with_lora(model, rank: int):
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError:
-        raise ImportError("preference tuning needs peft: pip install peft (or domain-assistant[finetune])") from None
-    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                                            target_modules="all-linear", task_type="CAUSAL_LM"))
 
 
 def _score_all(score, encoded: list) -> tuple[torch.Tensor, torch.Tensor]:

@@ -345,3 +345,13 @@ def walk(root: Path) -> list[Path]:
 
 
 __all__ = ["DocumentIndex", "DocumentInfo", "EmbedderMismatchError"]
+
+
+def committed_chunks(directory: Path) -> list[dict] | None:
+    """The chunks (path, ordinal, text, heading, page, lines) of the index in `directory`; None when there is none.
+
+    For readers of the text alone (fine-tuning on what ingest read): no embedder is loaded and no
+    folder is created, unlike `DocumentIndex.open`.
+    """
+    generation = current_generation(Path(directory))
+    return None if generation is None else list(load_latest(Path(directory), generation).chunks)

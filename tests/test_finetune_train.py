@@ -114,10 +114,51 @@ def test_conversation_log_export_is_training_data(tiny_model, tmp_path):
             aid = clog.begin_answer(cid, qid, task="qa", model="smollm2", options={})
             clog.finish_answer(aid, content=a, sources=[])
             clog.add_feedback(aid, rating=rating, correction=correction)
+    from assistant.cli import rated_log_records  # the reader the assistant injects into `finetune --from-log`
+
     res = train(tiny_config(tiny_model, method="full", qa=[], from_log=True, workspace=ws, max_steps=2,
-                            val_fraction=0.0, name="from-log"))
+                            val_fraction=0.0, name="from-log", log_reader=rated_log_records))
     assert res.stats["log"] == {"kept_positive": 1, "kept_correction": 1, "skipped_negative": 1, "skipped_unrated": 0}
     assert res.stats["train_examples"] == 2  # the unrated answer is not even exported (rated_only)
+
+
+def test_from_log_without_the_assistant_says_how_to_run_it(tiny_model, tmp_path, capsys):
+    """`python -m finetune.cli` (e.g. under torchrun) has no conversation log: it names the command that has."""
+    from finetune.cli import main
+
+    code = main(["--workspace", str(tmp_path / "ws"), "finetune", "--base", str(tiny_model), "--from-log", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "assistant finetune" in err and "-m assistant.cli finetune" in err and "--logs" in err
+
+
+@pytest.mark.parametrize("how", ["exception", "signal"])
+def test_ctrl_c_checkpoints_the_finished_steps_and_says_how_to_resume(tiny_model, tmp_path, caplog, how):
+    """Ctrl-C (a real SIGINT, or KeyboardInterrupt from a callback) after step 2 of 5: a checkpoint of
+    step 2, a message with --resume, and the resumed run ends where an uninterrupted one does."""
+    import signal
+
+    common = dict(method="full", max_steps=5, eval_qa_examples=0, register=False, val_fraction=0.0)
+    whole = train(tiny_config(tiny_model, output=tmp_path / "whole", **common))
+    infos = []
+
+    def ctrl_c_at_2(info):
+        infos.append(info)
+        if info.step == 2:
+            if how == "signal":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
+
+    cut = train(tiny_config(tiny_model, output=tmp_path / "cut", callbacks=[ctrl_c_at_2], **common))
+    assert cut.stopped_early and cut.stop_reason == "interrupted" and len(cut.losses) == 2 and cut.model_path is None
+    assert (tmp_path / "cut" / "checkpoints" / "latest").read_text().strip() == "step-000002"
+    assert "interrupted after step 2" in cut.resume_hint and "--resume" in cut.resume_hint
+    assert any("--resume" in r.getMessage() for r in caplog.records)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert infos[0].eta_s is not None and infos[0].eta_s > infos[1].eta_s > 0  # steps left x mean step time
+    resumed = train(tiny_config(tiny_model, output=tmp_path / "cut", resume=True, **common))
+    assert not resumed.stopped_early and resumed.losses == pytest.approx(whole.losses, rel=1e-5)
+    assert (tmp_path / "cut" / "model" / "model.safetensors").exists()
 
 
 def test_out_of_memory_ends_with_advice(tiny_model, tmp_path):
