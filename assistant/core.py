@@ -9,21 +9,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
+import typing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from assistant.config import Config
-from assistant.generation import GenerationStats, Generator, load_generator
+from assistant.context import WorkspaceContext
+from assistant.generation import Generator, load_generator
+from assistant.tasks import run_task
 from assistant.tasks.base import Event, Result, Status, TaskRequest, TextDelta
+from assistant.tasks.rewrite import standalone_query
+from assistant.tasks.routing import AUTO, TASK_CHOICES, infer_task
+from assistant.turns import TurnRecorder
 from assistant.types import Answer, IngestReport, Source
+from finetune.registry import Registry
+from foundation.model_paths import registered_model_names, served_model_name
 from foundation.workspace import resolve_workspace
+from index import DocumentIndex
 
 log = logging.getLogger(__name__)
 
-TASK_NAMES = ("auto", "qa", "summarize", "code")
 MAX_QUESTION_CHARS = 4000  # longer input is trimmed (and said so), never crashed on
-HISTORY_TURNS = 6  # earlier messages handed to tasks; they trim further to the token budget
 
 
 class Assistant:
@@ -44,7 +51,7 @@ class Assistant:
         self._log_opened = False
         self._generators: dict[str, Generator] = {}
         self._lock = threading.RLock()
-        self._memory_history: dict[str, list[dict[str, str]]] = {}  # when logging is off
+        self._memory_history: dict[str, list[dict[str, str]]] = {}  # when logging is off (see TurnRecorder)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -64,8 +71,6 @@ class Assistant:
     def index(self):
         with self._lock:
             if self._index is None:
-                from index import DocumentIndex
-
                 self._index = DocumentIndex.open(
                     self.workspace / "index", self.config.embedder, chunk_tokens=self.config.chunk_tokens,
                     chunk_overlap=self.config.chunk_overlap, reranker=self.config.reranker,
@@ -81,7 +86,7 @@ class Assistant:
             if not self._log_opened:
                 self._log_opened = True
                 if self.config.log_enabled:
-                    from assistant.log import ConversationLog, log_url
+                    from assistant.log import ConversationLog, log_url  # SQLModel takes ~1 s to import: only when logging
 
                     self._log = ConversationLog.open(log_url(self.config, self.workspace),
                                                      redact=self.config.redact)
@@ -93,8 +98,6 @@ class Assistant:
     @property
     def model_name(self) -> str:
         """The model that answers: the registry's current fine-tune, else the configured generator."""
-        from foundation.model_paths import served_model_name
-
         if self.config.backend == "local":
             return served_model_name(self.workspace) or self.config.generator
         return self.config.generator
@@ -118,6 +121,12 @@ class Assistant:
         self.index.embed(["warm-up"])
         _ = self.log
 
+    @property
+    def loaded_models(self) -> list[str]:
+        """The generators held in memory (by the names they were asked for)."""
+        with self._lock:
+            return list(self._generators)
+
     def unload(self, model: str) -> None:
         """Forget a loaded model (its memory is freed once no answer still uses it)."""
         with self._lock:
@@ -125,14 +134,10 @@ class Assistant:
 
     def models(self) -> list[str]:
         """'base' (the configured generator) and every fine-tuned model in the registry."""
-        from foundation.model_paths import registered_model_names
-
         return ["base", *registered_model_names(self.workspace)]
 
     def use_model(self, name: str) -> None:
         """Serve `name` from now on ('base' = the configured generator); the registry records it."""
-        from finetune.registry import Registry
-
         Registry(self.workspace).use(name)
 
     # ------------------------------------------------------------------ documents
@@ -169,18 +174,6 @@ class Assistant:
             raise RuntimeError("logging is off for this workspace: feedback cannot be stored")
         return self.log.add_feedback(message_id, rating=rating, comment=comment, correction=correction, user=user)
 
-    def _history_for(self, conversation_id: str | None, use_log: bool) -> list[dict[str, str]]:
-        if not conversation_id:
-            return []
-        if use_log and self.log is not None:
-            if not self.log.conversation_exists(conversation_id):
-                raise KeyError(f"no conversation {conversation_id!r} in this workspace")
-            turns = [{"role": m.role, "content": m.content} for m in self.log.history(conversation_id)
-                     if m.role in ("user", "assistant") and m.content and getattr(m, "status", "complete") == "complete"]
-        else:
-            turns = list(self._memory_history.get(conversation_id, []))
-        return turns[-HISTORY_TURNS:]
-
     # ------------------------------------------------------------------ asking
     def ask(self, question: str, *, task: str = "qa", conversation_id: str | None = None, **kwargs: Any) -> Answer:
         """Answer one question (or summarise, or write code) and log it; see `stream_events` for kwargs."""
@@ -208,79 +201,31 @@ class Assistant:
         `max_tokens` caps all tokens generated for this answer; `stop` adds stop sequences to every
         generation call (both as in OpenAI's API).
         """
-        from assistant.tasks import run_task
-        from assistant.tasks.rewrite import standalone_query
-        from assistant.tasks.routing import infer_task
-
         start = time.perf_counter()
-        question = (question or "").strip()
-        if not question:
-            raise ValueError("The question is empty.")
-        notes: list[str] = []
-        if len(question) > MAX_QUESTION_CHARS:
-            question = question[:MAX_QUESTION_CHARS]
-            notes.append(f"The question was trimmed to its first {MAX_QUESTION_CHARS} characters.")
-        if task not in TASK_NAMES:
-            raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASK_NAMES)}.")
-        if task == "auto":
-            task = infer_task(question)
-        use_log = log and self.log is not None
-        if conversation_id or not history:
-            history = self._history_for(conversation_id, use_log)
-        else:
-            history = [{"role": m["role"], "content": m["content"]} for m in history
-                       if m.get("role") in ("user", "assistant") and m.get("content")][-HISTORY_TURNS:]
-        gen = self.generator(model)
-        ctx = _Context(self, gen, task, max_tokens=max_tokens, stop=stop)
-        query = standalone_query(question, history, ctx)
+        question, notes = _checked_question(question)
+        task = _resolved_task(task, question)
+        recorder = TurnRecorder(self.log if log else None, self._memory_history)
+        history = recorder.history(conversation_id, history)
+        ctx = WorkspaceContext(self.index, self.config, self.generator(model), task, max_tokens=max_tokens, stop=stop)
+        query = standalone_query(question, history)
         request = TaskRequest(text=question, query=query, history=history, k=k or self.config.top_k,
                               temperature=temperature, tests=tests, path_prefix=path_prefix,
                               file_types=file_types)
-        store = self.log if use_log else None
-        if store is not None:
-            conversation_id, question_id, answer_id = store.begin_turn(
-                conversation_id or None, question, task=task, model=gen.name, user=user,
-                options={"k": request.k, "temperature": temperature, "query": query, "tests": bool(tests)})
-        else:
-            conversation_id = conversation_id or uuid.uuid4().hex
-            answer_id = None
-        answer: Answer | None = None
-        first_token_at = 0.0
+        turn = recorder.begin(conversation_id, question, task=task, model=ctx.generator.name, user=user,
+                              options={"k": request.k, "temperature": temperature, "query": query,
+                                       "tests": bool(tests)})
         try:
-            for event in run_task(task, ctx, request):
-                if isinstance(event, TextDelta) and not first_token_at:
-                    first_token_at = time.perf_counter()
-                if isinstance(event, Result):
-                    answer = event.answer
-                    continue
-                yield event
+            answer, first_token_at = yield from _relay(run_task(task, ctx, request))
         except BaseException as exc:
-            if store is not None:
-                status = "incomplete" if isinstance(exc, GeneratorExit) else "error"
-                store.finish_answer(answer_id, content=f"[{status}: {type(exc).__name__}: {exc}]",
-                                    sources=[], status=status)
+            recorder.fail(turn, exc)
             raise
-        assert answer is not None, f"task {task} ended without a result"
         answer.task, answer.question, answer.standalone_query = task, question, query
-        answer.conversation_id, answer.message_id, answer.model = conversation_id, answer_id, gen.name
+        answer.conversation_id, answer.message_id, answer.model = turn.conversation_id, turn.message_id, ctx.generator.name
         if notes:
             answer.extra.setdefault("notes", []).extend(notes)
-        t = answer.timings
-        t.retrieval_ms = ctx.retrieval_ms
-        t.tokens_in, t.tokens_out = ctx.stats.tokens_in, ctx.stats.tokens_out
-        t.generation_ms = ctx.stats.duration_ms
-        t.ttft_ms = (first_token_at - start) * 1000 if first_token_at else 0.0
-        t.total_ms = (time.perf_counter() - start) * 1000
-        if store is not None:
-            store.finish_answer_later(
-                answer_id, content=answer.text, sources=answer.sources,
-                supported=[_source_supported(answer, i + 1) for i in range(len(answer.sources))],
-                tokens_in=t.tokens_in, tokens_out=t.tokens_out, ttft_ms=t.ttft_ms, duration_ms=t.total_ms,
-                declined=answer.declined,
-            )
-        else:
-            turns = self._memory_history.setdefault(conversation_id, [])
-            turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+        answer.timings = replace(ctx.timings, ttft_ms=(first_token_at - start) * 1000 if first_token_at else 0.0,
+                                 total_ms=(time.perf_counter() - start) * 1000)
+        recorder.finish(turn, question, answer)
         yield Result(answer)
 
     def close(self) -> None:
@@ -288,9 +233,35 @@ class Assistant:
             self._log.close()
 
 
-def _source_supported(answer: Answer, number: int) -> bool:
-    """A source counts as a supported citation when a supported sentence cites it."""
-    return any(number in s.citations and s.supported for s in answer.sentences)
+def _checked_question(question: str) -> tuple[str, list[str]]:
+    """The question stripped, and trimmed to MAX_QUESTION_CHARS (with a note saying so); empty is an error."""
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("The question is empty.")
+    if len(question) <= MAX_QUESTION_CHARS:
+        return question, []
+    return question[:MAX_QUESTION_CHARS], [f"The question was trimmed to its first {MAX_QUESTION_CHARS} characters."]
+
+
+def _resolved_task(task: str, question: str) -> str:
+    """One of TASK_NAMES: "auto" picks one from the question's wording."""
+    if task not in TASK_CHOICES:
+        raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASK_CHOICES)}.")
+    return infer_task(question) if task == AUTO else task
+
+
+def _relay(events: Iterator[Event]) -> typing.Generator[Event, None, tuple[Answer, float]]:
+    """Pass a task's deltas and status lines on; return its answer and when the first text arrived."""
+    answer, first_token_at = None, 0.0
+    for event in events:
+        if isinstance(event, TextDelta) and not first_token_at:
+            first_token_at = time.perf_counter()
+        if isinstance(event, Result):
+            answer = event.answer
+            continue
+        yield event
+    assert answer is not None, "the task ended without a result"
+    return answer, first_token_at
 
 
 class AnswerStream:
@@ -309,56 +280,3 @@ class AnswerStream:
                 self.status.append(event.text)
             elif isinstance(event, Result):
                 self.answer = event.answer
-
-
-class _Context:
-    """What a task may use: retrieval, generation, token counts and embeddings, with timings kept."""
-
-    def __init__(self, bot: Assistant, generator: Generator, task: str = "qa", *,
-                 max_tokens: int | None = None, stop: Sequence[str] | None = None):
-        self._bot = bot
-        self.task = task
-        self._gen = generator
-        self.max_tokens = max_tokens  # the caller's cap over all generation calls of one answer
-        self.stop = list(stop or ())
-        self.config = bot.config
-        self.stats = GenerationStats()
-        self.retrieval_ms = 0.0
-
-    def retrieve(self, query: str, k: int, *, path_prefix: str | None = None,
-                 file_types: Sequence[str] | None = None) -> list[Source]:
-        t0 = time.perf_counter()
-        try:
-            return self._bot.search(query, k, path_prefix=path_prefix, file_types=file_types)
-        finally:
-            self.retrieval_ms += (time.perf_counter() - t0) * 1000
-
-    def document_chunks(self, name: str) -> list[Source]:
-        return self._bot.index.document_chunks(name)
-
-    def generate_stream(self, messages, *, max_new_tokens=None, temperature=None, stop=None) -> Iterator[str]:
-        call = GenerationStats()
-        temp = self.config.temperature if temperature is None else temperature
-        budget = max_new_tokens or self.config.max_new_tokens
-        if self.max_tokens is not None:
-            budget = min(budget, self.max_tokens - self.stats.tokens_out)
-            if budget <= 0:
-                return
-        yield from self._gen.stream(messages, max_new_tokens=budget,
-                                    temperature=temp, stop=[*(stop or ()), *self.stop] or None, stats=call,
-                                    # code legitimately repeats lines; prose from a small model should not
-                                    no_repeat_ngram=0 if self.task == "code" else self.config.no_repeat_ngram)
-        if not self.stats.ttft_ms:
-            self.stats.ttft_ms = call.ttft_ms
-        self.stats.tokens_in += call.tokens_in
-        self.stats.tokens_out += call.tokens_out
-        self.stats.duration_ms += call.duration_ms
-
-    def count_tokens(self, text: str) -> int:
-        return self._gen.count_tokens(text)
-
-    def context_window(self) -> int:
-        return self._gen.context_window
-
-    def embed(self, texts: list[str]):
-        return self._bot.index.embed(texts)

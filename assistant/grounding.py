@@ -186,9 +186,3 @@ def check_sentences(
 def any_supported_claim(checks: Sequence[SentenceCheck]) -> bool:
     return any(c.supported and is_claim(c.text) for c in checks)
 
-
-def best_passage(claim: str, passages: Sequence[str], embed: Embed | None) -> tuple[int, float]:
-    """1-based index of the passage that best supports `claim`, with its score."""
-    scores = support_scores([claim], passages, embed)[0]
-    n = int(np.argmax(scores))
-    return n + 1, float(scores[n])

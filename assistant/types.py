@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from assistant.timing import Timings
 from index.types import FailedFile, IngestReport, Source
 
 __all__ = ["Answer", "SentenceCheck", "Source", "IngestReport", "FailedFile", "Timings"]
@@ -17,20 +18,6 @@ class SentenceCheck:
     citations: list[int] = field(default_factory=list)
     supported: bool = True
     score: float = 0.0
-
-
-@dataclass
-class Timings:
-    retrieval_ms: float = 0.0
-    ttft_ms: float = 0.0
-    generation_ms: float = 0.0
-    total_ms: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens_out / (self.generation_ms / 1000) if self.generation_ms else 0.0
 
 
 @dataclass

@@ -20,7 +20,7 @@ from assistant.types import Source
 class MemoryContext:
     def __init__(self, sources: Sequence[Source], generator: Any, embedder: Any, config: Config | None = None):
         self.config = config or Config()
-        self._gen = generator
+        self.generator = generator
         self._embedder = embedder  # a sentence_transformers.SentenceTransformer
         self.sources = list(sources)
         self.calls: list[list[dict[str, str]]] = []  # the prompts sent, for inspection
@@ -61,14 +61,14 @@ class MemoryContext:
                         temperature: float | None = None, stop: Sequence[str] | None = None) -> Iterator[str]:
         self.calls.append(messages)
         temp = self.config.temperature if temperature is None else temperature
-        yield from self._gen.stream(messages, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+        yield from self.generator.stream(messages, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                                     temperature=temp, stop=stop)
 
     def count_tokens(self, text: str) -> int:
-        return self._gen.count_tokens(text)
+        return self.generator.count_tokens(text)
 
     def context_window(self) -> int:
-        return min(self._gen.context_window, self.config.context_window or self._gen.context_window)
+        return min(self.generator.context_window, self.config.context_window or self.generator.context_window)
 
 
 class FixedGenerator:

@@ -52,7 +52,7 @@ def test_unanswerable_question_is_declined_without_the_model(models):
     answer, _ = run(ctx, "What is the capital of France?")
     assert answer.declined and "do not seem to contain" in answer.text
     assert "[1] " in answer.text and len(answer.sources) == 4  # the closest passages are listed
-    assert ctx._gen.prompts == []
+    assert ctx.generator.prompts == []
 
 
 def test_nothing_retrieved_is_declined(models):
@@ -68,7 +68,7 @@ def test_answer_is_attributed_and_cited(models):
     assert answer.text.endswith("[1]") and answer.sentences[0].citations == [1]
     assert answer.sources[0].locator == "§ Keys > Rotation"
     assert answer.cited_sources == [answer.sources[0]]
-    prompt = ctx._gen.prompts[0][-1]["content"]
+    prompt = ctx.generator.prompts[0][-1]["content"]
     assert "24 hours" in prompt and "AES-256" not in prompt  # one passage, the right one
 
 
@@ -101,7 +101,7 @@ def test_model_citations_are_checked(models):
 
 def test_first_token_is_not_held_back(models):
     ctx = fixed_ctx(models, "The old key stays valid for 24 hours after rotation.")
-    gen = ctx._gen
+    gen = ctx.generator
     pulled = []
     original = gen.stream
 
@@ -150,7 +150,7 @@ def test_prompt_fits_a_small_window(models):
                {"role": "assistant", "content": "Keys are rotated. " * 300}]
     question = "How long does the old key stay valid? " + "Please be precise. " * 200
     answer, _ = run(ctx, question, query="old key valid hours", history=history)
-    sent = "\n".join(m["content"] for m in ctx._gen.prompts[0])
+    sent = "\n".join(m["content"] for m in ctx.generator.prompts[0])
     assert ctx.count_tokens(sent) <= 400 - 16
     assert "24 hours" in sent  # the passage's head survived the trimming
     assert answer.text
@@ -190,4 +190,4 @@ def test_chinese_question_is_answered_and_checked(models):
     answer, _ = run(ctx, "max_connections 的默认值是多少？")
     assert not answer.declined and answer.sources[0].path == "docs/zh/配置.md"
     assert answer.sentences[0].supported and answer.text.endswith("[1]")
-    assert "请只根据上面的文字" in ctx._gen.prompts[0][-1]["content"]
+    assert "请只根据上面的文字" in ctx.generator.prompts[0][-1]["content"]

@@ -1,20 +1,26 @@
 """One interface for every way of generating text: in-process transformers or an HTTP server."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
+
+from assistant.timing import Timings
 
 Messages = list[dict[str, str]]
 
 
-@dataclass
-class GenerationStats:
-    """Filled in by a backend while it streams; read after the stream ends."""
+class GenerationStats(Timings):
+    """The `Timings` of one generate call, filled in by a backend while it streams.
 
-    tokens_in: int = 0
-    tokens_out: int = 0
-    ttft_ms: float = 0.0
-    duration_ms: float = 0.0
+    Backends call the call's generation time `duration_ms` (their name for `generation_ms`).
+    """
+
+    @property
+    def duration_ms(self) -> float:
+        return self.generation_ms
+
+    @duration_ms.setter
+    def duration_ms(self, value: float) -> None:
+        self.generation_ms = value
 
 
 class Generator(Protocol):

@@ -7,6 +7,7 @@ import time
 from typing import Iterator, Sequence
 
 from foundation.devices import pick_device
+from foundation.model_paths import load_causal_lm
 from assistant.generation.base import GenerationStats, Messages, cut_at_stop, held_back
 
 
@@ -43,8 +44,6 @@ class LocalGenerator:
 
     def __init__(self, path: str, *, name: str = "", device: str = "auto", context_window: int = 0):
         import torch
-
-        from foundation.model_paths import load_causal_lm
 
         self.device = pick_device(device)
         dtype = torch.float32

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistant.context import WorkspaceContext
 from assistant.tasks.base import TaskRequest
 from assistant.tasks.budget import rank_passages, relevance
 from assistant.tasks.qa import build_messages
@@ -16,9 +17,7 @@ from assistant.tasks.qa import build_messages
 
 def qa_messages(bot, question: str, *, model: str | None = None) -> list[dict[str, str]] | None:
     """The messages the QA task would send for `question`, or None when it would decline unasked."""
-    from assistant.core import _Context  # the facade's own task context: same budget, same tokenizer
-
-    ctx = _Context(bot, bot.generator(model))
+    ctx = WorkspaceContext(bot.index, bot.config, bot.generator(model))  # as served: same budget, same tokenizer
     query = " ".join(question.split())
     request = TaskRequest(text=query, query=query, k=bot.config.top_k)
     hits = ctx.retrieve(query, request.k)

@@ -40,10 +40,3 @@ def new_id() -> str:
         _last_ms, _last_rand = ms, rand
     return _encode(ms, 10) + _encode(rand, 16)
 
-
-def id_time_ms(value: str) -> int:
-    """The creation time (ms since the epoch) encoded in an id."""
-    ms = 0
-    for ch in value[:10].upper():
-        ms = ms * 32 + _ALPHABET.index(ch)
-    return ms

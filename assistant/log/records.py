@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant.log.models import ConversationRow, FeedbackRow, MessageRow, SourceRow
+from assistant.timing import Timings
 
 
 def aware(value: datetime | str) -> datetime:
@@ -14,6 +15,11 @@ def aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def timing_columns(t: Timings) -> dict[str, Any]:
+    """An answer's `Timings` as the message table's columns: `duration_ms` is the whole answer."""
+    return {"tokens_in": t.tokens_in, "tokens_out": t.tokens_out, "ttft_ms": t.ttft_ms, "duration_ms": t.total_ms}
 
 
 @dataclass
@@ -79,6 +85,12 @@ class LoggedMessage:
             tokens_out=row.tokens_out, ttft_ms=row.ttft_ms, duration_ms=row.duration_ms,
             parent_id=row.parent_id, declined=bool(row.declined),
         )
+
+    @property
+    def timings(self) -> Timings:
+        """The answer's `Timings` as stored (the log keeps the first token, the total and token counts)."""
+        return Timings(ttft_ms=self.ttft_ms, total_ms=self.duration_ms, tokens_in=self.tokens_in,
+                       tokens_out=self.tokens_out)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.grounding import overlap
+from assistant.grounding import overlap, split_sentences
 from foundation.text import has_cjk
 from assistant.tasks.base import TaskContext
 from assistant.types import Source
@@ -93,8 +93,6 @@ def describe(source: Source) -> str:
 
 def key_sentences(ctx: TaskContext, query: str, sources: Sequence[Source], limit: int = 3) -> list[str]:
     """For each source, its sentence that best matches `query` (one embedding call for all)."""
-    from assistant.grounding import split_sentences
-
     per_source = [split_sentences(passage_text(s)) or [passage_text(s)] for s in sources[:limit]]
     flat = [sent for sents in per_source for sent in sents]
     if not flat:

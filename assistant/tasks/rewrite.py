@@ -3,22 +3,16 @@
 "What about on Windows?" retrieves nothing useful on its own. A tiny model rewrites such
 questions badly (it answers them, or drops the topic), so the rewrite is deterministic: keep a
 question that looks self-contained; otherwise add the key terms of the previous user question(s)
-to it. The model may be asked too (`use_model=True`), but its rewrite is only taken when it keeps
-the follow-up's own terms and at least one term of the topic.
+to it.
 """
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from foundation.text import CLAIM_STOPWORDS as STOPWORDS
 from foundation.text import has_cjk
-
-if TYPE_CHECKING:
-    from assistant.tasks.base import TaskContext
-
-log = logging.getLogger(__name__)
 
 # Words that point back at something said earlier, or that continue the previous question.
 _ANAPHORA_EN = re.compile(
@@ -88,8 +82,7 @@ def topic_terms(history: Sequence[dict[str, str]], max_terms: int = 8) -> list[s
     return terms[:max_terms]
 
 
-def standalone_query(text: str, history: Sequence[dict[str, str]], ctx: "TaskContext | None" = None,
-                     *, use_model: bool = False) -> str:
+def standalone_query(text: str, history: Sequence[dict[str, str]]) -> str:
     """Rewrite a follow-up into a query that retrieval can answer without the conversation."""
     text = text.strip()
     if not history or not _user_turns(history) or not is_follow_up(text):
@@ -99,12 +92,7 @@ def standalone_query(text: str, history: Sequence[dict[str, str]], ctx: "TaskCon
     topic = [t for t in topic if t.lower() not in own]
     if not topic:
         return text
-    query = _combine(text, topic)
-    if use_model and ctx is not None:
-        rewritten = _model_rewrite(ctx, text, history)
-        if rewritten and _keeps_meaning(rewritten, text, topic):
-            return rewritten
-    return query
+    return _combine(text, topic)
 
 
 def _combine(text: str, topic: list[str]) -> str:
@@ -115,26 +103,3 @@ def _combine(text: str, topic: list[str]) -> str:
         return re.sub(r"\s+", " ", replaced if n else f"{joined} {text}").strip()
     return f"{text} ({' '.join(topic)})"
 
-
-def _keeps_meaning(rewritten: str, text: str, topic: list[str]) -> bool:
-    low = rewritten.lower()
-    own = [t for t in _terms(text)]
-    return (all(t.lower() in low for t in own) and any(t.lower() in low for t in topic)
-            and len(rewritten) < 4 * max(len(text), 40))
-
-
-def _model_rewrite(ctx: "TaskContext", text: str, history: Sequence[dict[str, str]]) -> str:
-    from assistant.tasks.base import generate_text
-
-    last = _user_turns(history)[-1]
-    messages = [
-        {"role": "system", "content": "Rewrite the follow-up question so it can be understood alone. "
-                                      "Reply with the rewritten question only."},
-        {"role": "user", "content": f"Previous question: {last}\nFollow-up: {text}\nRewritten question:"},
-    ]
-    try:
-        out = generate_text(ctx, messages, max_new_tokens=48, temperature=0.0)
-    except Exception as exc:  # the deterministic rewrite still stands
-        log.warning("model rewrite failed: %s", exc)
-        return ""
-    return out.strip().splitlines()[0].strip() if out.strip() else ""

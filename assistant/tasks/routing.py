@@ -10,6 +10,9 @@ import re
 from typing import Literal
 
 TaskName = Literal["qa", "summarize", "code"]
+TASK_NAMES: tuple[TaskName, ...] = ("qa", "summarize", "code")  # the one list: core, CLI, UI and API read it
+AUTO = "auto"  # not a task: the wording picks one of TASK_NAMES (`infer_task`)
+TASK_CHOICES: tuple[str, ...] = (AUTO, *TASK_NAMES)  # what a caller may ask for
 
 _SUMMARY = [
     # the verb always; the noun only as a request ("a summary of", "summarise" vs "the summary field")
