@@ -43,7 +43,7 @@ def baseline_texts(folder: Path, idx: DocumentIndex) -> list[str]:
     from index.loaders import load_document
 
     texts = []
-    counter = idx._token_counter()
+    counter = idx.token_counter()
     for path in sorted(folder.iterdir()):
         doc = load_document(path, path.read_bytes())
         for ch in chunk_document(doc, counter, idx.chunk_tokens, idx.chunk_overlap):
@@ -55,7 +55,7 @@ def plain_encode(idx: DocumentIndex, texts: list[str], batch_size: int) -> float
     """Seconds for `SentenceTransformer.encode` with library defaults on `texts`."""
     from sentence_transformers import SentenceTransformer
 
-    plain = SentenceTransformer(idx._embedder.model_path, device=pick_device("auto"))
+    plain = SentenceTransformer(idx.embedder_path, device=pick_device("auto"))
     plain.encode(["warm up"])
     s = time.perf_counter()
     plain.encode(texts, batch_size=batch_size, normalize_embeddings=True)
@@ -90,9 +90,7 @@ def main() -> None:
         embed_s = marks["Embedding chunks:end"] - marks["Embedding chunks:start"]
         commit_s = total_s - load_s - embed_s
 
-        state = idx._current()
-        titles = {p: d.title for p, d in state.documents.items()}
-        texts = [embed_text(titles[c["path"]], c["heading"], c["text"]) for c in state.chunks]
+        texts = [embed_text(c.title, c.heading, c.text) for c in idx.iter_chunks()]
         base_s = min(base_before, plain_encode(idx, texts, args.batch_size))  # best of before and after
 
         s = time.perf_counter()

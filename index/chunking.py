@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-from index.loaders import LoadedDocument, Section
+from index.sections import LoadedDocument, Section
 
 # A sentence ends at .!? followed by whitespace, or right after a Chinese/Japanese full stop etc.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？；])[”’」』）]*|\n\s*\n|\n(?=\s*(?:[-*+•]|\d+[.)]|\|)\s)")

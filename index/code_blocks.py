@@ -8,10 +8,8 @@ for chunking, not a compiler: a stray brace in a macro only moves a chunk bounda
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from index.loaders import Section
+from index.sections import Section
 
 _NAME_PATTERNS = [
     re.compile(r"\b(class|interface|struct|enum|trait|impl|namespace|object|record)\s+([A-Za-z_]\w*)"),
@@ -75,9 +73,8 @@ def block_name(signature: str) -> str:
     return ""
 
 
-def brace_sections(text: str, max_lines: int = 60) -> list["Section"] | None:
-    from index.loaders import Section
-
+def brace_sections(text: str, max_lines: int = 60) -> list[Section] | None:
+    """Top-level blocks (opened one level when long) as code sections; None when braces do not balance."""
     lines = text.split("\n")
     depths = line_depths(lines)
     if depths and depths[-1][1] != 0:

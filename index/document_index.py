@@ -8,31 +8,27 @@ running in another thread while an ingest commits sees either the old or the new
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from foundation.devices import pick_device
+from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES, resolve_embedder
 from index import search as searching
 from index.chunking import TokenCounter, load_token_counter
-from foundation.devices import pick_device
 from index.embedding import Embedder
-from foundation.formats import file_type_of
-from index.store import (DocumentInfo, State, current_generation, empty_state, load_latest, write_generation,
-                         writer_lock)
+from index.ingest import Progress, run_ingest
+from index.store import DocumentInfo, State, current_generation, empty_state, load_latest, writer_lock
 from index.types import IngestReport, Source
-from index.vectors import DEFAULT_APPROX_THRESHOLD, VectorIndex, gpu_count
+from index.vectors import DEFAULT_APPROX_THRESHOLD, gpu_count
 
 log = logging.getLogger(__name__)
 
-SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache"}
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
-Progress = bool | Callable[[str, int, int], None]
 
 
 class EmbedderMismatchError(RuntimeError):
@@ -40,8 +36,6 @@ class EmbedderMismatchError(RuntimeError):
 
 
 def canonical_embedder(name: str) -> str:
-    from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES
-
     return "all-MiniLM-L6-v2" if name.lower() in DEFAULT_EMBEDDER_ALIASES else name
 
 
@@ -80,8 +74,6 @@ class DocumentIndex:
         `index_kind` is "auto" (flat below `approx_threshold` chunks, IVF above), "flat", "ivf"
         or "hnsw". The embedding model is only loaded on the first ingest, search or embed.
         """
-        from foundation.model_paths import resolve_embedder
-
         directory = Path(directory).expanduser().resolve()
         directory.mkdir(parents=True, exist_ok=True)
         name = canonical_embedder(embedder)
@@ -113,6 +105,11 @@ class DocumentIndex:
         return self._embedder.name
 
     @property
+    def embedder_path(self) -> str:
+        """Where the embedder's weights were found (recorded in the manifest)."""
+        return self._embedder.model_path
+
+    @property
     def dimension(self) -> int:
         dim = self._state.manifest.get("dimension")
         return int(dim) if dim else self._embedder.dimension
@@ -140,6 +137,11 @@ class DocumentIndex:
     def _use_gpu(self) -> bool:
         return self.device != "cpu" and _gpu_wanted(self.device)
 
+    @property
+    def uses_gpu(self) -> bool:
+        """Whether FAISS indexes built for this index go to a GPU."""
+        return self._use_gpu()
+
     # --- embedding --------------------------------------------------------------------------
 
     def embed(self, texts: list[str], *, progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
@@ -153,7 +155,8 @@ class DocumentIndex:
             )
         return vecs
 
-    def _token_counter(self) -> TokenCounter:
+    def token_counter(self) -> TokenCounter:
+        """The embedder's tokenizer as the chunker counts with it (loaded once, without the model)."""
         if self._counter is None:
             self._counter = load_token_counter(self._embedder.model_path, fallback=lambda: self._embedder.model)
         return self._counter
@@ -168,52 +171,15 @@ class DocumentIndex:
         Files that cannot be read are listed in `report.failed` with the reason; their previous
         chunks, if any, are kept. Nothing is visible to searches until the new generation commits.
         """
-        from index.ingest import run_ingest
-
         started = time.perf_counter()
         with writer_lock(self.directory):
             base = self._current()
             report, state = run_ingest(self, base, [Path(p) for p in paths], prune=prune, progress=progress)
-            if state is not None:
-                write_generation(self.directory, state)
+            if state is not None:  # already committed to disk: make it the one searches read
                 with self._lock:
                     self._state, self._pointer = state, state.generation
         report.seconds = time.perf_counter() - started
         return report
-
-    def _build_vectors(self, base: State, keep_rows: np.ndarray | None, new_vectors: np.ndarray
-                       ) -> tuple[np.ndarray, VectorIndex]:
-        """Vectors and FAISS index after keeping `keep_rows` of `base` and appending `new_vectors`.
-
-        Appending only (no rows dropped, same index kind) adds to a copy of the existing index;
-        otherwise the index is rebuilt from stored vectors, which costs no embedding.
-        """
-        import faiss
-
-        dim = new_vectors.shape[1] if len(new_vectors) else self.dimension
-        old = np.asarray(base.vectors, dtype=np.float32)
-        kept = old if keep_rows is None else old[keep_rows]
-        vectors = np.concatenate([kept.reshape(-1, dim), new_vectors]) if len(kept) else new_vectors
-        total = len(vectors)
-        wanted = self.index_kind if self.index_kind != "auto" else ("ivf" if total >= self.approx_threshold else "flat")
-        old_index = base.vector_index
-        same_kind = old_index is not None and old_index.kind == wanted
-        # An IVF's trained centroids stay good until the collection grows a lot (4x).
-        ivf_still_trained = same_kind and wanted == "ivf" and total < 4 * max(1, old_index.ntotal)
-        if same_kind and keep_rows is None and (wanted != "ivf" or ivf_still_trained):
-            vindex = VectorIndex(old_index.kind, dim, dict(old_index.params), faiss.clone_index(old_index.cpu),
-                                 self._use_gpu())
-            vindex.add(new_vectors)  # append only: ids stay row numbers
-        elif ivf_still_trained:
-            # Rows were dropped, so ids shift: empty the lists but keep the training (no k-means rerun).
-            cpu = faiss.clone_index(old_index.cpu)
-            cpu.reset()
-            vindex = VectorIndex("ivf", dim, dict(old_index.params), cpu, self._use_gpu())
-            vindex.add(vectors)
-        else:
-            vindex = VectorIndex.build(vectors, dim, kind=self.index_kind, threshold=self.approx_threshold,
-                                       use_gpu=self._use_gpu())
-        return vectors, vindex
 
     # --- search -----------------------------------------------------------------------------
 
@@ -261,8 +227,6 @@ class DocumentIndex:
                 from sentence_transformers import CrossEncoder
             except ImportError:  # pragma: no cover
                 raise ImportError("Reranking needs sentence-transformers: pip install sentence-transformers") from None
-            from foundation.model_paths import resolve_embedder
-
             self._reranker = CrossEncoder(resolve_embedder(self.reranker_name), device=pick_device(self.device))
         scores = self._reranker.predict([(query, t) for t in texts], show_progress_bar=False)
         return [float(s) for s in np.asarray(scores, dtype=np.float32).reshape(len(texts), -1)[:, -1]]
@@ -271,6 +235,20 @@ class DocumentIndex:
 
     def documents(self) -> list[DocumentInfo]:
         return sorted(self._current().documents.values(), key=lambda d: d.path)
+
+    def iter_chunks(self, path_prefix: str | None = None) -> Iterator[Source]:
+        """Every committed chunk, document by document in order, as a `Source` (score 0, no snippet query).
+
+        The public way to read the index's text (fine-tuning data, the improve cycle): it sees exactly
+        what the last ingest committed, and never loads the embedder. `path_prefix` keeps the
+        documents under a folder or with that path prefix.
+        """
+        state = self._current()
+        mask = searching.filter_mask(state, path_prefix, None)
+        rows = [i for i in range(len(state.chunks)) if mask is None or mask[i]]
+        rows.sort(key=lambda i: (state.chunks[i]["path"], state.chunks[i]["ordinal"]))
+        for n, row in enumerate(rows, start=1):
+            yield searching.to_source(state, row, 0.0, None, "", n)
 
     def document_chunks(self, name: str) -> list[Source]:
         """A document's chunks in order, found by exact path, path suffix, file name or title."""
@@ -324,24 +302,6 @@ def find_document(state: State, name: str) -> str:
     close = difflib.get_close_matches(lowered, list(labels), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(sorted({labels[c] for c in close}))}?" if close else ""
     raise KeyError(f"No document named {name!r} in the index ({len(docs)} documents).{hint}")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def walk(root: Path) -> list[Path]:
-    """Indexable files under `root`, sorted; hidden and tool folders skipped."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        for fname in sorted(filenames):
-            if fname.startswith("."):
-                continue
-            p = Path(dirpath) / fname
-            if file_type_of(p) is not None:
-                found.append(p.resolve() if p.is_symlink() and p.exists() else p)
-    return found
 
 
 __all__ = ["DocumentIndex", "DocumentInfo", "EmbedderMismatchError"]

@@ -10,34 +10,11 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundation.formats import BRACE_LANGS, file_type_of
 from index.code_blocks import brace_sections
-
-
-class LoadError(Exception):
-    """A file that cannot be indexed; the message is the reason shown in IngestReport.failed."""
-
-
-@dataclass
-class Section:
-    """A structural piece of a document: one heading's text, one PDF page, one function."""
-
-    text: str
-    heading: list[str] = field(default_factory=list)
-    start_line: int | None = None  # 1-based line of text[0] in the file, when the format has lines
-    page: int | None = None
-    kind: str = "prose"  # "prose" splits on sentences, "code" on lines
-
-
-@dataclass
-class LoadedDocument:
-    path: str
-    title: str
-    file_type: str
-    sections: list[Section]
+from index.sections import LoadedDocument, LoadError, Section
 
 
 def load_document(path: Path, data: bytes) -> LoadedDocument:
@@ -79,7 +56,7 @@ def decode_text(data: bytes) -> str:
         pass
     try:
         from charset_normalizer import from_bytes
-    except ImportError:  # pragma: no cover - charset-normalizer comes with requests
+    except ImportError:  # pragma: no cover - declared in pyproject.toml; a stripped install may lack it
         raise LoadError("not valid UTF-8 (install charset-normalizer to detect other encodings)") from None
     best = from_bytes(data).best()
     if best is None:

@@ -166,3 +166,36 @@ class VectorIndex:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": self.params, "ntotal": self.ntotal, "gpu": self.on_gpu}
+
+
+def updated_vectors(old_vectors: np.ndarray, old_index: VectorIndex | None, keep_rows: np.ndarray | None,
+                    new_vectors: np.ndarray, *, dimension: int, kind: str, threshold: int,
+                    use_gpu: bool) -> tuple[np.ndarray, VectorIndex]:
+    """Vectors and FAISS index after keeping `keep_rows` of the old ones and appending `new_vectors`.
+
+    Appending only (no rows dropped, same index kind) adds to a copy of the existing index;
+    otherwise the index is rebuilt from stored vectors, which costs no embedding. `kind` is the
+    configured kind ("auto" picks flat or IVF by `threshold`).
+    """
+    faiss = _faiss()
+    dim = new_vectors.shape[1] if len(new_vectors) else dimension
+    old = np.asarray(old_vectors, dtype=np.float32)
+    kept = old if keep_rows is None else old[keep_rows]
+    vectors = np.concatenate([kept.reshape(-1, dim), new_vectors]) if len(kept) else new_vectors
+    total = len(vectors)
+    wanted = kind if kind != "auto" else ("ivf" if total >= threshold else "flat")
+    same_kind = old_index is not None and old_index.kind == wanted
+    # An IVF's trained centroids stay good until the collection grows a lot (4x).
+    ivf_still_trained = same_kind and wanted == "ivf" and total < 4 * max(1, old_index.ntotal)
+    if same_kind and keep_rows is None and (wanted != "ivf" or ivf_still_trained):
+        vindex = VectorIndex(old_index.kind, dim, dict(old_index.params), faiss.clone_index(old_index.cpu), use_gpu)
+        vindex.add(new_vectors)  # append only: ids stay row numbers
+    elif ivf_still_trained:
+        # Rows were dropped, so ids shift: empty the lists but keep the training (no k-means rerun).
+        cpu = faiss.clone_index(old_index.cpu)
+        cpu.reset()
+        vindex = VectorIndex("ivf", dim, dict(old_index.params), cpu, use_gpu)
+        vindex.add(vectors)
+    else:
+        vindex = VectorIndex.build(vectors, dim, kind=kind, threshold=threshold, use_gpu=use_gpu)
+    return vectors, vindex

@@ -62,12 +62,13 @@ def test_reingest_skips_unchanged_replaces_changed_and_prunes(tmp_path, docs):
     top = idx.search("what does Beta require?", k=1)[0]
     assert "purple switch" in top.text
     # BM25 was rebuilt from stored token lists plus the new chunks: same as building it from scratch.
-    state = idx._current()
-    assert (tmp_path / "index" / state.generation / "bm25" / "tokens.jsonl").exists()
-    titles = {p: d.title for p, d in state.documents.items()}
-    scratch = KeywordIndex.build([embed_text(titles[c["path"]], c["heading"], c["text"]) for c in state.chunks])
+    assert (tmp_path / "index" / idx.manifest["generation"] / "bm25" / "tokens.jsonl").exists()
+    chunks = list(idx.iter_chunks())
+    assert sorted(Path(c.path).name for c in chunks) == ["alpha.md", "beta.txt", "delta.md", "gamma.md"]
+    scratch = KeywordIndex.build([embed_text(c.title, c.heading, c.text) for c in chunks])
     for q in ("purple switch", "Delta Thursdays", "blue widget calibration"):
-        assert state.keyword.search(q, 4) == scratch.search(q, 4)
+        expected = [chunks[row].chunk_id for row, _ in scratch.search(q, 4)]
+        assert expected and [h.chunk_id for h in idx.search(q, k=4, mode="keyword")] == expected, q
     assert not any("green lever" in h.text for h in idx.search("green lever", k=4))
 
     pruned = idx.ingest([docs], prune=True, progress=False)
@@ -137,7 +138,7 @@ def test_approximate_index_past_threshold_keeps_recall(tmp_path):
     assert idx.count == 420 and info["kind"] == "ivf"
     assert info["params"]["nlist"] >= 2 and info["params"]["nprobe"] >= 1  # recorded for reproducibility
 
-    state = idx._current()
+    state = idx._current()  # raw vectors and the FAISS index have no public interface: they are what this tests
     vectors = np.asarray(state.vectors)
     queries = idx.embed([f"the {t} measurement" for t in topics])
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
@@ -158,7 +159,7 @@ def test_approximate_index_past_threshold_keeps_recall(tmp_path):
 
     # Replacing a file drops rows: the IVF keeps its trained centroids and is refilled, not retrained.
     def centroids():
-        ivf = idx._current().vector_index.cpu
+        ivf = idx._current().vector_index.cpu  # the trained centroids themselves are under test
         return ivf.quantizer.reconstruct_n(0, ivf.nlist)
 
     before = centroids()

@@ -1,0 +1,55 @@
+"""Finding the files an ingest considers: folders walked, tool folders skipped, duplicates dropped.
+
+The first stage of `index.ingest`; it touches names and `stat` only, never file contents.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from foundation.formats import file_type_of
+from index.types import FailedFile, IngestReport
+
+SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache"}
+
+
+def walk(root: Path) -> list[Path]:
+    """Indexable files under `root`, sorted; hidden and tool folders skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for fname in sorted(filenames):
+            if fname.startswith("."):
+                continue
+            p = Path(dirpath) / fname
+            if file_type_of(p) is not None:
+                found.append(p.resolve() if p.is_symlink() and p.exists() else p)
+    return found
+
+
+def scan(paths: list[Path], report: IngestReport) -> tuple[list[Path], list[Path]]:
+    """(files to consider, roots they came from). Missing paths are reported, not raised."""
+    files: list[Path] = []
+    roots: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        p = p.resolve() if p.exists() else Path(os.path.abspath(p))
+        roots.append(p)
+        if p.is_dir():
+            files.extend(walk(p))
+        elif p.is_file():
+            files.append(p)
+        else:
+            report.failed.append(FailedFile(str(p), "no such file or directory"))
+    return list(dict.fromkeys(files)), roots
+
+
+def under(path: str, root: Path) -> bool:
+    """Whether the stored `path` is `root` or lies below it (string test: the file may be gone)."""
+    r = str(root)
+    return path == r or path.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
