@@ -8,7 +8,8 @@ import argparse
 import json
 import sys
 
-from assistant.improve.cycle import ImproveConfig
+from assistant.improve.cycle import ImproveConfig, run_cycle
+from assistant.improve.report import cycle_plot_path, improve_dir, latest_report, render_markdown
 
 _D = ImproveConfig()
 
@@ -52,8 +53,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_improve(args) -> int:
     if args.report:
         return show_report(args)
-    from assistant.improve.cycle import run_cycle
-
     cfg = ImproveConfig(
         min_examples=args.min_examples, heldout_fraction=args.heldout_fraction, min_gain=args.min_gain,
         sanity_tolerance=args.sanity_tolerance, method=args.method, epochs=args.epochs, lr=args.lr,
@@ -68,8 +67,6 @@ def run_improve(args) -> int:
 
 
 def show_report(args) -> int:
-    from assistant.improve.report import cycle_plot_path, improve_dir, latest_report, render_markdown
-
     if args.report == "latest":
         report = latest_report(args.workspace)
     else:

@@ -244,8 +244,9 @@ def test_dpo_step_tunes_the_candidate_on_correction_pairs_and_is_reported(domain
     """`assistant improve --dpo`: pairs in the served QA prompt format, DPO on the candidate's weights."""
     import shutil
 
-    from assistant.improve.cycle import _preference_step
     from assistant.improve.report import render_markdown
+    from assistant.improve.state import CycleRun
+    from assistant.improve.steps import preference_tune
     from finetune.registry import Registry
 
     ws = tmp_path / "ws"
@@ -255,12 +256,13 @@ def test_dpo_step_tunes_the_candidate_on_correction_pairs_and_is_reported(domain
     pairs = [{"prompt": phrase(q, False), "chosen": a, "rejected": WRONG} for a, q, _ in FACTS[:4]]
     cfg = ImproveConfig(dpo=True, dpo_steps=12, dpo_lr=5e-3, dpo_beta=0.5, progress=False)
     said: list[str] = []
+    run = CycleRun(ws, domain_bot, cfg, said.append, number=9, current="smollm2", candidate="improve-009")
 
-    skipped = _preference_step(ws, domain_bot, "smollm2", "improve-009", pairs[:3], cfg, said.append, 9)
+    skipped = preference_tune(run, pairs[:3])
     assert skipped["status"] == "skipped" and "at least 4" in skipped["reason"]
 
     before = (model_dir / "model.safetensors").read_bytes()
-    out = _preference_step(ws, domain_bot, "smollm2", "improve-009", pairs, cfg, said.append, 9)
+    out = preference_tune(run, pairs)
     assert out["status"] == "done", out
     assert out["pairs"] == 4 and out["skipped_pairs"] == 0
     assert out["after"]["loss"] < out["before"]["loss"]

@@ -15,11 +15,13 @@ Opted-out users never reach this module: `ConversationLog.export` leaves them ou
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+
+from assistant.tasks.qa import DECLINE, UNSUPPORTED_NOTE
+from finetune.data import in_validation
 
 _SPACE = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
@@ -31,12 +33,6 @@ def normalize_question(text: str) -> str:
     return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
 
 
-def question_hash(text: str) -> float:
-    """A stable number in [0, 1) for a question; the held-out split compares it to a fraction."""
-    digest = hashlib.sha256(normalize_question(text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
@@ -45,8 +41,6 @@ def clean_answer(text: str) -> str:
 
     The QA task appends these itself, so training targets and scored answers leave them out.
     """
-    from assistant.tasks.qa import DECLINE, UNSUPPORTED_NOTE
-
     text = (text or "").split(UNSUPPORTED_NOTE.split(";")[0])[0]  # the note's head: robust to wording after it
     if text.startswith(DECLINE):
         text = DECLINE
@@ -54,8 +48,12 @@ def clean_answer(text: str) -> str:
 
 
 def is_held_out(question: str, fraction: float) -> bool:
-    """True when this question belongs to the fixed evaluation set (never trained on)."""
-    return question_hash(question) < fraction
+    """True when this question belongs to the fixed evaluation set (never trained on).
+
+    The same hash split as fine-tuning's validation set (`finetune.data.in_validation`), over the
+    normalised question so every copy of a question falls on the same side.
+    """
+    return in_validation(normalize_question(question), fraction)
 
 
 @dataclass

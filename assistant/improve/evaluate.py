@@ -37,7 +37,7 @@ def load_sanity_set(path: Path | None = None) -> list[dict[str, str]]:
 
 
 def _scores(pred: str, ref: str) -> tuple[float, float]:
-    from finetune.evaluate import exact_match, token_f1
+    from finetune.evaluate import exact_match, token_f1  # it imports torch (seconds): only when scoring
 
     return token_f1(pred, ref), exact_match(pred, ref)
 
