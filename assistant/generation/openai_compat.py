@@ -2,17 +2,20 @@
 
 Moving generation to a GPU cluster is a configuration change: `backend = "openai"`,
 `openai_base_url = "http://vllm:8000/v1"`, `generator = "<the served model name>"`.
-The server applies the chat template.
+The server applies the chat template. The `openai` client parses the event stream, retries
+refused connections and 429/5xx answers, and types its errors; we turn those into one line that
+names the server.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Iterator, Sequence
 
-import httpx
+import openai
 
 from assistant.generation.base import GenerationStats, Messages, cut_at_stop
+
+RETRIES = 2  # the client's own backoff: a restarting server gets a second and third chance
 
 
 class OpenAICompatibleGenerator:
@@ -22,8 +25,9 @@ class OpenAICompatibleGenerator:
         self.name = model
         self.api_key = api_key
         self._context_window = context_window or 8192
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        # A local server usually wants no key, but the client insists on one: any string does.
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "none", timeout=timeout_s,
+                                     max_retries=RETRIES)
 
     @property
     def context_window(self) -> int:
@@ -39,41 +43,32 @@ class OpenAICompatibleGenerator:
                no_repeat_ngram: int = 0) -> Iterator[str]:
         # no_repeat_ngram is a local-decoding guard; servers have their own penalties.
         stats = stats if stats is not None else GenerationStats()
-        body = {"model": self.name, "messages": messages, "max_tokens": max_new_tokens,
-                "temperature": temperature, "stream": True, "stream_options": {"include_usage": True}}
-        if stop:
-            body["stop"] = list(stop)
         start = time.perf_counter()
         text = ""
         try:
-            with self._client.stream("POST", "/chat/completions", json=body) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise RuntimeError(
-                        f"Generation server {self.base_url} answered {resp.status_code}: {resp.text[:500]}"
-                    )
-                for line in resp.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
-                    usage = chunk.get("usage") or {}
-                    if usage:
-                        stats.tokens_in = usage.get("prompt_tokens", stats.tokens_in)
-                        stats.tokens_out = usage.get("completion_tokens", stats.tokens_out)
-                    for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content") or ""
+            with self._client.chat.completions.create(
+                model=self.name, messages=messages, max_tokens=max_new_tokens, temperature=temperature,
+                stream=True, stream_options={"include_usage": True}, **({"stop": list(stop)} if stop else {}),
+            ) as chunks:
+                for chunk in chunks:
+                    if chunk.usage:
+                        stats.tokens_in = chunk.usage.prompt_tokens or stats.tokens_in
+                        stats.tokens_out = chunk.usage.completion_tokens or stats.tokens_out
+                    for choice in chunk.choices or []:
+                        piece = (choice.delta.content if choice.delta else None) or ""
                         if piece:
                             if not stats.ttft_ms:
                                 stats.ttft_ms = (time.perf_counter() - start) * 1000
                             text += piece
                             yield piece
-        except httpx.HTTPError as exc:
+        except openai.APIConnectionError as exc:
             raise RuntimeError(
                 f"Cannot reach the generation server at {self.base_url} ({exc}). Is it running? "
                 "Set ASSISTANT_OPENAI_BASE_URL, or ASSISTANT_BACKEND=local to generate in-process."
+            ) from exc
+        except openai.APIStatusError as exc:
+            raise RuntimeError(
+                f"Generation server {self.base_url} answered {exc.status_code}: {str(exc.message)[:500]}"
             ) from exc
         text, _ = cut_at_stop(text, stop)
         if not stats.tokens_out:
