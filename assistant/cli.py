@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from assistant.tasks.routing import TASK_CHOICES
 from foundation.workspace import atomic_write_text, resolve_workspace
 
 
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="ask a question, summarise or write code from the documents")
     p.add_argument("question")
-    p.add_argument("--task", default="auto", choices=["auto", "qa", "summarize", "code"],
+    p.add_argument("--task", default="auto", choices=TASK_CHOICES,
                    help="auto (default) picks from the wording: 'Summarise ...' summarises, 'Write a function ...' writes code")
     p.add_argument("--conversation", help="continue this conversation id")
     p.add_argument("--model", help="a registry model name, HF id or path (default: the served model)")
