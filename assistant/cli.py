@@ -96,11 +96,11 @@ def cmd_ask(args) -> int:
 def _serve_kwargs(args) -> dict:
     """Raw serve options; ui.security parses and checks them (USER:PASS, ASSISTANT_API_KEYS)."""
     return dict(host=args.host, port=args.port, share=args.share, auth=args.auth, auth_file=args.auth_file,
-                allow_public_share=args.allow_public_share, api_keys=args.api_key)
+                allow_public_share=args.allow_public_share, api_keys=args.api_key, api_keys_file=args.api_keys_file)
 
 
 def cmd_serve(args) -> int:
-    from ui.server import serve
+    from ui.server import serve  # Gradio and uvicorn take seconds to import: only the serving commands pay
 
     bot = _open(args)
     print("Loading the models and the conversation log ...")
@@ -110,7 +110,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ui.server import serve
+    from ui.server import serve  # Gradio and uvicorn take seconds to import: only the serving commands pay
 
     bot = _open(args)
     docs = sample_docs_dir()
@@ -169,7 +169,9 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auth-file", help="file with one USER:PASS per line")
     p.add_argument("--allow-public-share", action="store_true",
                    help="allow --share without --auth (anyone with the link can read your documents)")
-    p.add_argument("--api-key", action="append", help="bearer key accepted by the /v1 API (repeatable)")
+    p.add_argument("--api-key", action="append", metavar="KEY:USER",
+                   help="bearer key accepted by the /v1 API, acting as USER (repeatable)")
+    p.add_argument("--api-keys-file", help="file with one KEY:USER per line")
 
 
 def build_parser() -> argparse.ArgumentParser:

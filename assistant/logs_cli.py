@@ -6,15 +6,23 @@ Registered by the main CLI through `add_parser(subparsers)`; handlers receive `a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from assistant.config import Config
+from foundation.workspace import atomic_write_text
+
+LIMIT_MAX = 10_000  # rows a listing or search may ask for
+PATTERN_MAX = 1_000  # characters in a search text (a 50k-character one only burns the database)
+ID_MAX = 64  # conversation ids are 26-character ULIDs; anything far longer is not one
+DAYS_MAX = 36_500
 
 
 def add_parser(subparsers: Any) -> None:
@@ -25,18 +33,18 @@ def add_parser(subparsers: Any) -> None:
     q.add_argument("--user", help="only this user's conversations")
     q.add_argument("--limit", type=int, default=50)
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_list)
+    q.set_defaults(func=_one_line_errors(cmd_list))
 
     q = sub.add_parser("show", help="one conversation with its sources and feedback")
     q.add_argument("id", help="conversation id (from `assistant logs list`)")
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_show)
+    q.set_defaults(func=_one_line_errors(cmd_show))
 
     q = sub.add_parser("search", help="full-text search over questions and answers")
     q.add_argument("text")
     q.add_argument("--limit", type=int, default=20)
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_search)
+    q.set_defaults(func=_one_line_errors(cmd_search))
 
     q = sub.add_parser("export", help="answers as chat-format JSONL for fine-tuning (corrections replace answers)")
     q.add_argument("--format", choices=["jsonl"], default="jsonl")
@@ -44,20 +52,45 @@ def add_parser(subparsers: Any) -> None:
     q.add_argument("--since", type=_since, help="only answers from this date/time on (ISO, UTC: 2026-11-01)")
     q.add_argument("--include-opted-out", action="store_true", help="also users who opted out of training")
     q.add_argument("--output", "-o", help="write here (atomically) instead of stdout")
-    q.set_defaults(func=cmd_export)
+    q.set_defaults(func=_one_line_errors(cmd_export))
 
     q = sub.add_parser("stats", help="questions per day, share declined, ratings, unanswered questions")
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_stats)
+    q.set_defaults(func=_one_line_errors(cmd_stats))
 
     q = sub.add_parser("prune", help="delete conversations idle for more than N days")
     q.add_argument("--days", type=int, help="default: the workspace's retention_days")
-    q.set_defaults(func=cmd_prune)
+    q.set_defaults(func=_one_line_errors(cmd_prune))
 
     q = sub.add_parser("opt-out", help="keep a user's conversations out of training exports")
     q.add_argument("user")
     q.add_argument("--undo", action="store_true", help="include them again")
-    q.set_defaults(func=cmd_opt_out)
+    q.set_defaults(func=_one_line_errors(cmd_opt_out))
+
+
+def _one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Bad input and database refusals as ValueError, which the CLI prints as one `error:` line
+    with exit code 2 instead of a traceback (a too-large number, a pattern the database rejects)."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (OverflowError, SQLAlchemyError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+            raise ValueError(f"{args.logs_command}: the log refused this request ({first})") from None
+    return run
+
+
+def _bounded(value: int | None, name: str, high: int, low: int = 1) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high} (got {_shown(value)})")
+    return value
+
+
+def _shown(value: Any, n: int = 40) -> str:
+    """A value quoted for an error message, cut short: the message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= n else f"{text[:n]}... ({len(str(value))} characters)"
 
 
 def _since(value: str) -> datetime:
@@ -70,7 +103,7 @@ def _since(value: str) -> datetime:
 
 def _open(args: argparse.Namespace, *, create: bool = False):
     """The workspace's log, or None when it has none yet (reading never creates one)."""
-    from assistant.log import ConversationLog, log_url
+    from assistant.log import ConversationLog, log_url  # SQLModel takes ~1 s: `assistant --help` must not wait
 
     workspace = Path(args.workspace)
     config = Config.load(workspace)
@@ -100,6 +133,7 @@ def _short(text: str, n: int = 80) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    _bounded(args.limit, "--limit", LIMIT_MAX)
     log = _open(args)
     rows = log.list_conversations(user=args.user, limit=args.limit) if log else []
     if args.json:
@@ -119,6 +153,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if not args.id.strip() or len(args.id) > ID_MAX or not args.id.isprintable():
+        raise ValueError(f"{_shown(args.id)} is not a conversation id (see `assistant logs list`)")
     log = _open(args)
     if log is None:
         raise KeyError(f"no conversation {args.id!r}: this workspace has no log")
@@ -160,6 +196,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    _bounded(args.limit, "--limit", LIMIT_MAX)
+    if len(args.text) > PATTERN_MAX:
+        raise ValueError(f"the search text has {len(args.text)} characters; at most {PATTERN_MAX} are searched")
     log = _open(args)
     hits = log.search(args.text, limit=args.limit) if log else []
     if args.json:
@@ -184,8 +223,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                          include_opted_out=args.include_opted_out) if log else []
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if args.output:
-        from foundation.workspace import atomic_write_text
-
         atomic_write_text(Path(args.output), body)
         print(f"exported {len(records)} record(s) to {args.output}", file=sys.stderr)
     else:
@@ -237,6 +274,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     config = Config.load(Path(args.workspace))
     days = args.days if args.days is not None else config.retention_days
+    _bounded(args.days, "--days", DAYS_MAX)
     if days < 1:
         raise ValueError("give --days N (N >= 1), or set retention_days in the workspace's config.toml")
     log = _open(args)

@@ -1,13 +1,16 @@
 """The UI's rules without a server: upload names, sizes and types, logins, API keys, rendering."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from assistant.types import Answer, SentenceCheck, Source
-from ui import render
+from ui import limits, render
+from ui.login_limit import LoginThrottle
 from ui.security import (
-    AuthConfigError, UploadPolicy, UploadRejected, check_api_key, check_login, parse_api_keys, parse_auth,
-    resolve_access, safe_filename, save_upload,
+    AuthConfigError, UploadPolicy, UploadRejected, api_key_user, check_api_key, check_login, discard_upload,
+    exposure_warnings, parse_api_keys, parse_auth, resolve_access, safe_filename, save_upload,
 )
 
 
@@ -87,14 +90,52 @@ def test_share_without_auth_is_refused_unless_allowed():
     assert resolve_access(share=True, auth=["a:b"], env={}).auth_on
 
 
-def test_api_keys_from_argument_and_environment():
-    keys = parse_api_keys(["k1"], env={"ASSISTANT_API_KEYS": "k2, k1 ,"})
-    assert keys == ["k1", "k2"]
-    assert check_api_key(keys, "Bearer k2") and check_api_key(keys, "bearer k1")
-    assert not check_api_key(keys, "Bearer k3") and not check_api_key(keys, "k1") and not check_api_key(keys, None)
-    policy = resolve_access(api_keys=["k"], env={})
+def test_api_keys_from_argument_environment_and_file_each_act_as_a_user(tmp_path):
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("# service accounts\nk3:reports-bot\n\nk:with:colons:carol\n")
+    keys = parse_api_keys(["k1:alice"], env={"ASSISTANT_API_KEYS": "k2:bob, k1:alice ,"}, keys_file=keys_file)
+    assert keys == {"k1": "alice", "k2": "bob", "k3": "reports-bot", "k:with:colons": "carol"}
+    assert api_key_user(keys, "Bearer k2") == "bob" and api_key_user(keys, "bearer k1") == "alice"
+    assert api_key_user(keys, "Bearer k:with:colons") == "carol"
+    assert api_key_user(keys, "Bearer k3x") is None and api_key_user(keys, "k1") is None and api_key_user(keys, None) is None
+    assert check_api_key(keys, "Bearer k3") and not check_api_key(keys, "Bearer alice")
+    bare = parse_api_keys(["plainkey"], env={})  # README's `--api-key KEY`: its own user, the key not revealed
+    assert list(bare) == ["plainkey"] and bare["plainkey"].startswith("api-") and "plainkey" not in bare["plainkey"]
+    policy = resolve_access(api_keys=["k:u"], env={})
     assert policy.api_needs_key and not policy.auth_on
     assert resolve_access(auth=["u:p"], env={}).api_needs_key
+
+
+@pytest.mark.parametrize("entries, why", [(["k1:alice", "k1:bob"], "already given"), ([":alice"], "KEY:USER"),
+                                          (["k 1:alice"], "KEY:USER"), (["k1:"], "KEY:USER")])
+def test_bad_api_keys_are_clear_errors(entries, why):
+    with pytest.raises(AuthConfigError, match=why):
+        parse_api_keys(entries, env={})
+
+
+def test_missing_api_keys_file_is_an_error(tmp_path):
+    with pytest.raises(AuthConfigError, match="does not exist"):
+        resolve_access(api_keys_file=tmp_path / "nope.txt", env={})
+
+
+def test_an_open_non_loopback_host_gets_a_warning_that_says_who_can_read_what():
+    (line,) = exposure_warnings("0.0.0.0", 7860, resolve_access(env={}))
+    assert "anyone who can reach 0.0.0.0:7860 on this network can read every ingested document" in line
+    assert "/v1 without a key" in line
+    assert exposure_warnings("127.0.0.1", 7860, resolve_access(env={})) == []
+    assert exposure_warnings("0.0.0.0", 7860, resolve_access(auth=["a:b"], env={})) == []
+
+
+def test_refused_uploads_are_deleted_but_nothing_outside_the_folder(tmp_path):
+    cache = tmp_path / "gradio-cache"
+    (cache / "3f2a").mkdir(parents=True)
+    refused = cache / "3f2a" / "tool.exe"
+    refused.write_bytes(b"MZ")
+    outside = tmp_path / "keep.md"
+    outside.write_text("mine")
+    assert discard_upload(refused, cache) and not refused.exists() and not (cache / "3f2a").exists()
+    assert not discard_upload(outside, cache) and outside.exists()
+    assert not discard_upload(cache / ".." / "keep.md", cache) and outside.exists()
 
 
 def _answer(**kw) -> Answer:
@@ -169,3 +210,54 @@ def test_model_choices_map_selector_names_to_model_arguments():
     assert model_choices(bot) == ["base", "ft-1", "ft-2"] and current_model(bot) == "ft-1"
     assert model_arg(bot, "ft-1") is None and model_arg(bot, None) is None  # the served one
     assert model_arg(bot, "base") == "smollm2" and model_arg(bot, "ft-2") == "ft-2"
+
+
+@pytest.mark.parametrize("check, value, param, message", [
+    (limits.check_k, 10**9, "k", "k must be a whole number from 1 to 50"),
+    (limits.check_k, 0, "k", "from 1 to 50"),
+    (limits.check_k, 2.5, "k", "whole number"),
+    (limits.check_k, True, "k", "whole number"),
+    (limits.check_temperature, 1e308, "temperature", "temperature must be a number from 0 to 2"),
+    (limits.check_temperature, float("nan"), "temperature", "from 0 to 2"),
+    (limits.check_temperature, -0.1, "temperature", "from 0 to 2"),
+    (limits.check_top_p, 0, "top_p", "above 0 and at most 1"),
+    (limits.check_top_p, 1.5, "top_p", "above 0 and at most 1"),
+    (limits.check_max_tokens, 0, "max_tokens", "max_tokens must be a whole number from 1"),
+    (limits.check_max_tokens, 10**20, "max_tokens", "from 1 to 8192"),
+    (limits.check_stop, ["a", "b", "c", "d", "e"], "stop", "at most 4"),
+    (limits.check_stop, [""], "stop", "1 to 200 characters"),
+    (limits.check_stop, 5, "stop", "string or a list of strings"),
+    (limits.check_rating, "x", "rating", "rating must be -1, 0 or 1 (got 'x')"),
+    (limits.check_rating, 5, "rating", "rating must be -1, 0 or 1"),
+    (limits.check_search_mode, "fuzzy", "mode", "mode must be one of hybrid, dense, keyword"),
+])
+def test_limits_refuse_out_of_range_values_naming_the_field(check, value, param, message):
+    with pytest.raises(limits.InvalidParam, match=re.escape(message)) as info:
+        check(value)
+    assert info.value.param == param
+
+
+def test_limits_pass_good_values_through_normalised():
+    assert (limits.check_k(5), limits.check_k(5.0), limits.check_k("7")) == (5, 5, 7)
+    assert limits.check_temperature(0) == 0.0 and limits.check_temperature(2) == 2.0
+    assert limits.check_top_p(1) == 1.0 and limits.check_max_tokens(8192) == 8192
+    assert limits.check_stop("END") == ["END"] and limits.check_stop(None) == []
+    assert [limits.check_rating(r) for r in (-1, 0, 1, "1")] == [-1, 0, 1, 1]
+
+
+def test_login_throttle_locks_an_address_after_five_failures_and_only_that_one():
+    now = [1000.0]
+    throttle = LoginThrottle(max_failures=5, window_s=60, lockout_s=300, clock=lambda: now[0])
+    for _ in range(4):
+        throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 0
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == pytest.approx(300)
+    assert throttle.retry_after("10.0.0.2") == 0  # other clients are not punished
+    now[0] += 301
+    assert throttle.retry_after("10.0.0.1") == 0
+    for _ in range(4):  # failures spread wider than the window never add up to a lockout
+        throttle.failed("10.0.0.3")
+        now[0] += 61
+    throttle.failed("10.0.0.3")
+    assert throttle.retry_after("10.0.0.3") == 0

@@ -1,15 +1,17 @@
 """The OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`) and `/health`.
 
 Any OpenAI client can talk to the assistant: the last user message is the question, earlier
-user/assistant messages are the history (handed to the facade as `history=` when it accepts
-one), and the reply carries the passages it cites in an extra `sources` field (the text cites
-them as [1], [2]…) plus the logged `conversation_id`, which a client may send back to continue
-the logged conversation. Extra request fields: `task`, `conversation_id`, `k`.
+user/assistant messages are the history, and the reply carries the passages it cites in an extra
+`sources` field (the text cites them as [1], [2]…) plus the logged `conversation_id`, which a
+client may send back to continue the conversation. Extra request fields: `task`, `conversation_id`, `k`.
+
+Who is asking comes from the API key alone (each key acts as one user, like a login); the body's
+`user` field is accepted for compatibility and ignored. Every numeric input is range-checked
+(`ui.limits`) and every refusal uses OpenAI's error shape, so clients show the message.
 """
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import threading
 import time
@@ -18,16 +20,56 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from assistant.generation.base import cut_at_stop, held_back
 from assistant.tasks import TASKS
 from assistant.tasks.base import Result, TextDelta
-from ui import render
+from ui import limits, render
 from ui.model_choice import current_model, model_arg, model_choices
-from ui.security import AccessPolicy, check_api_key
+from ui.ownership import NotYourConversation, own_conversation
+from ui.security import AccessPolicy, api_key_user
 
 TASK_NAMES = ("auto", *TASKS)  # "auto" picks one of the registered tasks from the wording
+
+
+class APIError(Exception):
+    """A refusal in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 type: str = "invalid_request_error", headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.headers = headers
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class OpenAIErrors(APIRoute):
+    """Routes whose every refusal (validation, auth, bad values) is answered in OpenAI's error shape."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request):
+            try:
+                return await handler(request)
+            except APIError as exc:
+                return exc.response()
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+                msg = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg", "invalid request body")
+                return APIError(400, msg, param=param, code="invalid_value").response()
+            except HTTPException as exc:
+                return APIError(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)).response()
+
+        return handle
 
 
 class ChatMessage(BaseModel):
@@ -45,8 +87,12 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     temperature: float | None = None
+    top_p: float | None = None
     max_tokens: int | None = None
-    user: str | None = None
+    max_completion_tokens: int | None = None  # OpenAI's newer name for max_tokens
+    stop: str | list[str] | None = None
+    n: int | None = None
+    user: str | None = None  # accepted for compatibility, never trusted: the API key says who asks
     task: str = "qa"
     conversation_id: str | None = None
     k: int | None = None
@@ -58,71 +104,100 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4) -> APIRo
     At most `max_concurrent` answers are generated at once; more wait their turn. On a small
     CPU machine running 8 at once is slower for everyone than 4 at a time (bench_serve.py).
     """
-    router = APIRouter()
+    router = APIRouter(route_class=OpenAIErrors)
     # A fixed pool runs the answers; waiting requests hold no thread, only a place in its queue.
     workers = ThreadPoolExecutor(max_concurrent, thread_name_prefix="v1-answer")
 
-    def require_key(request: Request) -> None:
+    def caller(request: Request) -> str | None:
+        """The user the bearer key acts as; None on a server without logins or keys."""
         if not access.api_needs_key:
-            return
+            return None
         if not access.api_keys:
-            raise HTTPException(401, "this server has logins but no API keys: start it with --api-key KEY")
-        if not check_api_key(access.api_keys, request.headers.get("authorization")):
-            raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise APIError(401, "this server has logins but no API keys: start it with --api-key KEY:USER",
+                           code="invalid_api_key")
+        user = api_key_user(access.api_keys, request.headers.get("authorization"))
+        if user is None:
+            raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        return user
 
     @router.get("/health")
     def health() -> dict:
         return {"status": "ok", "model": str(getattr(bot, "model_name", "")), "auth": access.auth_on}
 
-    @router.get("/v1/models", dependencies=[Depends(require_key)])
+    @router.get("/v1/models", dependencies=[Depends(caller)])
     def models() -> dict:
         names = model_choices(bot)
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "domain-assistant"} for n in names]}
 
-    @router.post("/v1/chat/completions", dependencies=[Depends(require_key)])
-    async def chat_completions(req: ChatRequest):
+    @router.post("/v1/chat/completions")
+    async def chat_completions(req: ChatRequest, user: str | None = Depends(caller)):
         question, history = _split_messages(req.messages)
-        kwargs = _ask_kwargs(bot, req, history)
+        kwargs = _ask_kwargs(bot, req, history, user)
+        if req.conversation_id:  # a database read: off the event loop, but not behind the answers
+            await asyncio.get_running_loop().run_in_executor(None, _check_owner, bot, req.conversation_id, user)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        model = req.model or current_model(bot)
         if req.stream:
             events = _events_from_pool(workers, lambda: bot.stream_events(question, **kwargs))
-            return StreamingResponse(_sse(events, cid, req.model or _model_name(bot)),
+            return StreamingResponse(_sse(events, cid, model, kwargs.get("stop"), kwargs.get("max_tokens")),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
             answer = await asyncio.get_running_loop().run_in_executor(workers, lambda: bot.ask(question, **kwargs))
         except (ValueError, KeyError) as exc:  # empty question, unknown conversation
-            raise HTTPException(400, str(exc).strip("'\"")) from exc
-        return _completion(answer, cid, req.model or _model_name(bot))
+            raise APIError(400, str(exc).strip("'\"")) from exc
+        return _completion(answer, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"))
 
     return router
+
+
+def _check_owner(bot: Any, conversation_id: str, user: str | None) -> None:
+    try:
+        own_conversation(bot, conversation_id, user)
+    except NotYourConversation as exc:
+        raise APIError(404, str(exc), param="conversation_id", code="conversation_not_found") from None
 
 
 def _split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
     if last_user is None or not messages[last_user].text().strip():
-        raise HTTPException(400, "messages must contain a non-empty user message (the question)")
+        raise APIError(400, "messages must contain a non-empty user message (the question)", param="messages")
     history = [{"role": m.role, "content": m.text()} for m in messages[:last_user] if m.role in ("user", "assistant")]
     return messages[last_user].text().strip(), history
 
 
-def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]]) -> dict[str, Any]:
+def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]], user: str | None) -> dict[str, Any]:
+    """The facade's arguments for this request, every value checked against `ui.limits`."""
     if req.task not in TASK_NAMES:
-        raise HTTPException(400, f"task must be one of {', '.join(TASK_NAMES)}")
-    kw: dict[str, Any] = {"task": req.task, "user": req.user}
+        raise APIError(400, f"task must be one of {', '.join(TASK_NAMES)}", param="task", code="invalid_value")
+    if req.n not in (None, 1):
+        raise APIError(400, "only n=1 is supported: one answer per request", param="n", code="invalid_value")
+    kw: dict[str, Any] = {"task": req.task, "user": user}
+    try:
+        if req.temperature is not None:
+            kw["temperature"] = limits.check_temperature(req.temperature)
+        if req.top_p is not None:
+            limits.check_top_p(req.top_p)  # accepted for compatibility: sampling is set by temperature
+        if req.k is not None:
+            kw["k"] = limits.check_k(req.k)
+        limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        if limit is not None:
+            kw["max_tokens"] = limits.check_max_tokens(
+                limit, "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens")
+        if req.stop is not None and (stop := limits.check_stop(req.stop)):
+            kw["stop"] = stop
+    except limits.InvalidParam as exc:
+        raise APIError(400, str(exc), param=exc.param, code="invalid_value") from None
     if req.conversation_id:
         kw["conversation_id"] = req.conversation_id
-    if req.temperature is not None:
-        kw["temperature"] = req.temperature
-    if req.k:
-        kw["k"] = req.k
     if req.model and req.model not in model_choices(bot) and req.model not in ("default", "domain-assistant"):
-        raise HTTPException(404, f"model {req.model!r} is not served here; see /v1/models")
+        raise APIError(404, f"model {req.model!r} is not served here; see /v1/models", param="model",
+                       code="model_not_found")
     chosen = model_arg(bot, req.model if req.model in model_choices(bot) else None)
     if chosen:
         kw["model"] = chosen
-    if history and "history" in inspect.signature(bot.stream_events).parameters:
-        kw["history"] = history  # older facades without a history argument answer standalone
+    if history:
+        kw["history"] = history
     return kw
 
 
@@ -164,8 +239,47 @@ async def _events_from_pool(pool: ThreadPoolExecutor, start: Callable[[], Iterat
         stop.set()
 
 
-async def _sse(events: AsyncIterator[Any], cid: str, model: str) -> AsyncIterator[str]:
+class _StopFilter:
+    """Text deltas up to (not including) the first stop sequence, as OpenAI's API returns them.
+
+    Generation already stops there; this also covers text the assistant appends afterwards
+    (citation marks, the note on an unsupported answer).
+    """
+
+    def __init__(self, stop: list[str] | None):
+        self.stop = stop or []
+        self.text, self.sent, self.stopped = "", 0, False
+
+    def feed(self, piece: str) -> str:
+        if self.stopped or not self.stop:
+            return "" if self.stopped else piece
+        self.text += piece
+        cut, self.stopped = cut_at_stop(self.text, self.stop)
+        safe = len(cut) if self.stopped else len(cut) - held_back(cut, self.stop)
+        out, self.sent = cut[self.sent:safe], max(self.sent, safe)
+        return out
+
+    def flush(self) -> str:
+        if self.stopped or not self.stop:
+            return ""
+        cut, _ = cut_at_stop(self.text, self.stop)
+        out, self.sent = cut[self.sent:], len(cut)
+        return out
+
+
+def _finish_reason(answer: Any, max_tokens: int | None) -> str:
+    return "length" if max_tokens and answer.timings.tokens_out >= max_tokens else "stop"
+
+
+def _usage(answer: Any) -> dict[str, int]:
+    t = answer.timings
+    return {"prompt_tokens": t.tokens_in, "completion_tokens": t.tokens_out, "total_tokens": t.tokens_in + t.tokens_out}
+
+
+async def _sse(events: AsyncIterator[Any], cid: str, model: str, stop: list[str] | None,
+               max_tokens: int | None) -> AsyncIterator[str]:
     created = int(time.time())
+    cutter = _StopFilter(stop)
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -175,28 +289,28 @@ async def _sse(events: AsyncIterator[Any], cid: str, model: str) -> AsyncIterato
     yield chunk({"role": "assistant"})
     try:
         async for ev in events:
-            if isinstance(ev, TextDelta) and ev.text:
-                yield chunk({"content": ev.text})
+            if isinstance(ev, TextDelta) and ev.text and (text := cutter.feed(ev.text)):
+                yield chunk({"content": text})
             elif isinstance(ev, Result):
+                if tail := cutter.flush():
+                    yield chunk({"content": tail})
                 d = render.answer_dict(ev.answer)
-                yield chunk({}, "stop", sources=d["sources"], conversation_id=d["conversation_id"],
-                            message_id=d["message_id"], supported=d["supported"])
+                yield chunk({}, _finish_reason(ev.answer, max_tokens), sources=d["sources"],
+                            conversation_id=d["conversation_id"], message_id=d["message_id"],
+                            supported=d["supported"], usage=_usage(ev.answer))
     except Exception as exc:  # the status line is already sent: report the error in-band
         yield f"data: {json.dumps({'error': {'message': str(exc), 'type': type(exc).__name__}})}\n\n"
     yield "data: [DONE]\n\n"
 
 
-def _completion(answer: Any, cid: str, model: str) -> dict[str, Any]:
+def _completion(answer: Any, cid: str, model: str, stop: list[str] | None, max_tokens: int | None) -> dict[str, Any]:
     d = render.answer_dict(answer)
-    t = answer.timings
+    text, _ = cut_at_stop(answer.text, stop)
     return {
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": t.tokens_in, "completion_tokens": t.tokens_out, "total_tokens": t.tokens_in + t.tokens_out},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": _finish_reason(answer, max_tokens)}],
+        "usage": _usage(answer),
         "sources": d["sources"], "conversation_id": d["conversation_id"], "message_id": d["message_id"],
         "supported": d["supported"], "declined": d["declined"],
     }
-
-
-def _model_name(bot: Any) -> str:
-    return current_model(bot)

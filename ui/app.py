@@ -7,8 +7,9 @@ logging all happen inside `assistant.Assistant`. The signed-in user (Gradio's lo
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -19,9 +20,10 @@ from assistant.improve.report import render_markdown
 from assistant.tasks import TASKS as TASK_RUNNERS
 from assistant.tasks.base import Result, Status, TextDelta
 from assistant.types import Source
-from ui import render
+from ui import limits, render
 from ui.model_choice import current_model, model_arg, model_choices
-from ui.security import UploadPolicy, UploadRejected, inside, save_upload
+from ui.ownership import NotYourConversation, check_message_owner, own_conversation
+from ui.security import UploadPolicy, UploadRejected, discard_upload, inside, save_upload
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +102,13 @@ class ChatHandlers:
             yield history, message, conv_id, msg_ids
 
     def _ask_kwargs(self, task: str, conv_id: str | None, user: str | None, k: float, temperature: float, model: str) -> dict:
+        """The facade's arguments; k = 0 and temperature = -1 mean "the workspace's setting"."""
         kw: dict[str, Any] = {"task": task or "qa", "conversation_id": conv_id or None, "user": user}
-        if k:
-            kw["k"] = int(k)
-        if temperature is not None and temperature >= 0:
-            kw["temperature"] = float(temperature)
+        with _as_gradio_error():
+            if k not in (None, 0):
+                kw["k"] = limits.check_k(k)
+            if temperature is not None and temperature != -1:
+                kw["temperature"] = limits.check_temperature(temperature)
         chosen = model_arg(self.bot, model)
         if chosen:
             kw["model"] = chosen
@@ -156,20 +160,13 @@ class ChatHandlers:
 
     def own_conversation(self, conv_id: str, user: str | None):
         """The conversation if this user may see it (anyone may, when there are no logins)."""
-        try:
-            detail = self.bot.conversation(conv_id)
-        except KeyError:
-            detail = None
-        if detail is None or (user is not None and detail.user != user):
-            raise gr.Error("No such conversation for this user.")
-        return detail
+        with _as_gradio_error():
+            return own_conversation(self.bot, conv_id, user)
 
     def rate(self, message_id: str, user: str | None, **feedback: Any) -> str:
         """Store a rating or correction; with logins, only on answers in the user's own conversations."""
-        if user is not None:
-            conv_id = self.bot.conversation_of(message_id)
-            if conv_id is not None:  # an unknown id is reported by `feedback` itself
-                self.own_conversation(conv_id, user)
+        with _as_gradio_error():
+            check_message_owner(self.bot, message_id, user)
         return self.bot.feedback(message_id, user=user, **feedback)
 
     def resume(self, conv_id: str | None, request: gr.Request):
@@ -203,14 +200,17 @@ class ChatHandlers:
     def _ingest(self, files, folder: str, progress=None):
         paths: list[Path] = []
         rejected: list[tuple[str, str]] = []
+        cached: dict[str, str] = {}  # saved copy -> Gradio's cached upload it came from
         for f in files or []:
             src, name = _file_path_and_name(f)
             if not inside(src, get_upload_folder()):  # Gradio checks this too; never read server files
                 raise PermissionError(f"{name}: not an uploaded file")
             try:
                 paths.append(save_upload(src, name, self.uploads))
+                cached[str(paths[-1].resolve())] = src
             except UploadRejected as exc:
                 rejected.append((name, str(exc)))
+                discard_upload(src, get_upload_folder())  # a refused file is not kept anywhere
         if folder and folder.strip():
             paths.append(self.check_folder(folder.strip()))
         if not paths:
@@ -222,7 +222,11 @@ class ChatHandlers:
             if progress is not None:
                 progress((i, max(n, 1)), desc=msg)
 
-        return self.bot.ingest(paths, progress=cb), rejected
+        report = self.bot.ingest(paths, progress=cb)
+        for failed in report.failed:  # accepted by name and size, but unreadable: not kept either
+            discard_upload(failed.path, self.uploads.root)
+            discard_upload(cached.get(str(Path(failed.path).resolve()), ""), get_upload_folder())
+        return report, rejected
 
     def check_folder(self, folder: str) -> Path:
         """The folder to index, if this server lets visitors name server folders (local use or an allowed root)."""
@@ -263,16 +267,18 @@ class ChatHandlers:
         """Passages that match the query, best first (no generation)."""
         if not (query or "").strip():
             raise gr.Error("query is empty")
-        hits = self.bot.search(query, k=int(k), mode=mode)
+        with _as_gradio_error():
+            k, mode = limits.check_k(k), limits.check_search_mode(mode)
+        hits = self.bot.search(query, k=k, mode=mode)
         return [render.source_dict(i, s) for i, s in enumerate(hits, 1)]
 
     def api_feedback(self, message_id: str, rating: int, comment: str = "", correction: str = "",
                      request: gr.Request = None) -> str:
         """Rate an answer (+1 / -1), optionally with a comment or a corrected answer; returns the feedback id."""
-        if int(rating) not in (-1, 0, 1):
-            raise gr.Error("rating must be -1, 0 or 1")
+        with _as_gradio_error():
+            rating = limits.check_rating(rating)
         try:
-            return str(self.rate(message_id, _user(request), rating=int(rating), comment=comment or None,
+            return str(self.rate(message_id, _user(request), rating=rating, comment=comment or None,
                                  correction=correction or None))
         except (KeyError, ValueError, PermissionError, RuntimeError) as exc:  # unknown id, bad rating, log off
             raise gr.Error(str(exc).strip("'\"")) from exc
@@ -286,6 +292,16 @@ class ChatHandlers:
             [{"file": f["path"], "reason": f["reason"]} for f in out.get("failed", [])]
         out["summary"] = report.summary() if report else f"{len(rejected)} upload(s) refused"
         return out
+
+
+@contextmanager
+def _as_gradio_error() -> Iterator[None]:
+    """Refusals from the shared rules (bad values, someone else's conversation) as Gradio errors,
+    which the page shows as a message and gradio_client raises as AppError with the same text."""
+    try:
+        yield
+    except (limits.InvalidParam, NotYourConversation) as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def _logged_source(s: Any) -> Source:

@@ -5,6 +5,7 @@ the Gradio endpoints and the /v1 API all go through these functions.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -81,6 +82,24 @@ def save_upload(src: str | Path, orig_name: str | None, policy: UploadPolicy) ->
     return dest
 
 
+def discard_upload(path: str | Path, root: str | Path) -> bool:
+    """Delete a refused or unreadable upload, but only a file inside `root` (never anything else).
+
+    Gradio keeps each upload in a folder of its own; that folder goes too once it is empty.
+    """
+    p = Path(path)
+    if not p.is_file() or not inside(p, root) or Path(root).resolve() == p.resolve():
+        return False
+    p.unlink(missing_ok=True)
+    parent = p.resolve().parent
+    try:
+        if parent != Path(root).resolve() and inside(parent, root) and not any(parent.iterdir()):
+            parent.rmdir()
+    except OSError:  # another upload landed there meanwhile: the folder stays
+        pass
+    return True
+
+
 def inside(path: str | Path, root: str | Path) -> bool:
     """True when `path` (after resolving links and `..`) is `root` or below it."""
     p, r = Path(path).resolve(), Path(root).resolve()
@@ -133,22 +152,61 @@ def check_login(pairs: list[tuple[str, str]], user: str, password: str) -> bool:
     return bool(ok)
 
 
-def parse_api_keys(api_keys: Iterable[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
-    """Keys for the /v1 API from the argument and `ASSISTANT_API_KEYS` (comma separated)."""
+def parse_api_keys(api_keys: Iterable[str] | None = None, env: dict[str, str] | None = None,
+                   keys_file: str | Path | None = None) -> dict[str, str]:
+    """API keys for /v1, each mapped to the user it acts as: {key: user}.
+
+    Entries are `KEY:USER` (or a bare `KEY`, which acts as its own user `api-<hash>`), from the
+    argument, `ASSISTANT_API_KEYS` (comma separated) and a keys file (one entry per line, `#`
+    comments). The user is who owns the conversations the key starts, exactly like a login.
+    """
     env = os.environ if env is None else env
-    keys = [k.strip() for k in (api_keys or []) if k and k.strip()]
-    keys += [k.strip() for k in env.get("ASSISTANT_API_KEYS", "").split(",") if k.strip()]
-    return list(dict.fromkeys(keys))
+    entries = [(k, "--api-key") for k in (api_keys or []) if k and k.strip()]
+    entries += [(k, "ASSISTANT_API_KEYS") for k in env.get("ASSISTANT_API_KEYS", "").split(",") if k.strip()]
+    if keys_file:
+        path = Path(keys_file)
+        if not path.is_file():
+            raise AuthConfigError(f"API keys file {path} does not exist")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip() and not line.strip().startswith("#"):
+                entries.append((line, f"{path}:{n}"))
+    keys: dict[str, str] = {}
+    for entry, where in entries:
+        key, user = _key_user(entry.strip(), where)
+        if keys.get(key, user) != user:
+            raise AuthConfigError(f"{where}: this API key is already given to user {keys[key]!r}")
+        keys[key] = user
+    return keys
 
 
-def check_api_key(keys: list[str], header: str | None) -> bool:
-    """True when `Authorization: Bearer KEY` names one of `keys`."""
+def _key_user(entry: str, where: str) -> tuple[str, str]:
+    key, sep, user = entry.rpartition(":")
+    if not sep:  # a bare key: its own user, named without revealing the key
+        key, user = entry, "api-" + hashlib.sha256(entry.encode()).hexdigest()[:8]
+    key, user = key.strip(), user.strip()
+    if not key or not user or any(c.isspace() for c in key):
+        raise AuthConfigError(f"{where}: expected KEY:USER (a key without spaces), got {entry[:40]!r}")
+    return key, user
+
+
+def api_key_user(keys: dict[str, str], header: str | None) -> str | None:
+    """The user whose key `Authorization: Bearer KEY` names, or None (no, or a wrong, key)."""
     if not header:
-        return False
+        return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return False
-    return any(secrets.compare_digest(token.strip().encode(), k.encode()) for k in keys)
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    found = None
+    for key, user in keys.items():  # compare with every key so timing does not tell which matched
+        if secrets.compare_digest(token.encode(), key.encode()):
+            found = user
+    return found
+
+
+def check_api_key(keys: dict[str, str] | list[str], header: str | None) -> bool:
+    """True when `Authorization: Bearer KEY` names one of `keys`."""
+    return api_key_user(keys if isinstance(keys, dict) else dict.fromkeys(keys, ""), header) is not None
 
 
 @dataclass
@@ -156,7 +214,7 @@ class AccessPolicy:
     """The resolved access rules for one server."""
 
     logins: list[tuple[str, str]] = field(default_factory=list)
-    api_keys: list[str] = field(default_factory=list)
+    api_keys: dict[str, str] = field(default_factory=dict)  # key -> the user it acts as
 
     @property
     def auth_on(self) -> bool:
@@ -168,13 +226,31 @@ class AccessPolicy:
         return self.auth_on or bool(self.api_keys)
 
 
-def resolve_access(*, auth=None, auth_file=None, api_keys=None, share=False, allow_public_share=False,
-                   env: dict[str, str] | None = None) -> AccessPolicy:
+def resolve_access(*, auth=None, auth_file=None, api_keys=None, api_keys_file=None, share=False,
+                   allow_public_share=False, env: dict[str, str] | None = None) -> AccessPolicy:
     """Check the combination of settings and refuse the ones that would expose the documents."""
-    policy = AccessPolicy(parse_auth(auth, auth_file), parse_api_keys(api_keys, env))
+    policy = AccessPolicy(parse_auth(auth, auth_file), parse_api_keys(api_keys, env, api_keys_file))
     if share and not policy.auth_on and not allow_public_share:
         raise AuthConfigError(
             "refusing to share without authentication: anyone with the link could read your documents. "
             "Add --auth USER:PASS (or an --auth-file), or pass --allow-public-share to share anyway."
         )
     return policy
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def exposure_warnings(host: str, port: int, access: AccessPolicy, share: bool = False) -> list[str]:
+    """What an open server exposes, said plainly at start-up: who can reach it and what they can do.
+
+    There are no per-document permissions: whoever may ask may read every ingested document.
+    """
+    warnings = []
+    if host not in LOOPBACK_HOSTS and not access.auth_on:
+        api = "" if access.api_keys else " and call /v1 without a key"
+        warnings.append(f"WARNING: no sign-in required: anyone who can reach {host}:{port} on this network can read "
+                        f"every ingested document, upload new ones{api}. Add --auth USER:PASS (or --auth-file).")
+    if share and not access.auth_on:
+        warnings.append("WARNING: public share link without sign-in: anyone with the link can read every ingested document.")
+    return warnings

@@ -24,11 +24,13 @@ from gradio import networking
 
 from ui.api import api_router
 from ui.app import CHAT_CONCURRENCY, CSS, JS, build_app
-from ui.security import AccessPolicy, UploadPolicy, check_login, resolve_access
+from ui.login_limit import LoginThrottle, LoginThrottleMiddleware
+from ui.security import (
+    LOOPBACK_HOSTS, AccessPolicy, UploadPolicy, check_login, exposure_warnings, resolve_access,
+)
 
 log = logging.getLogger(__name__)
 SHARE_TIMEOUT_S = 20.0  # Gradio's tunnel request waits 30 s on its own; offline we want to know sooner
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass
@@ -75,8 +77,12 @@ class RunningServer:
 
 
 def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None = None,
-               allow_folder_ingest: bool = True, chat_concurrency: int | None = None):
-    """The FastAPI app: `/health`, `/v1/*` and the Gradio page (with logins when configured)."""
+               allow_folder_ingest: bool = True, chat_concurrency: int | None = None,
+               login_throttle: LoginThrottle | None = None):
+    """The FastAPI app: `/health`, `/v1/*` and the Gradio page (with logins when configured).
+
+    Failed sign-ins are limited per client address (`login_throttle`, 5 a minute by default).
+    """
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY))  # before the mount at "/", which catches the rest
@@ -93,26 +99,31 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
     # in a hand-written API call) once `has_launched` is set, which only Blocks.launch() does.
     # Mounted apps must set it themselves; tests/test_ui_server.py guards this.
     demo.has_launched = True
+    if access.auth_on:
+        app.add_middleware(LoginThrottleMiddleware, throttle=login_throttle or LoginThrottle())
     return app
 
 
 def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
            auth: Iterable[str | tuple[str, str]] | None = None, auth_file: str | Path | None = None,
-           allow_public_share: bool = False, api_keys: Iterable[str] | None = None, open_browser: bool = False,
-           max_upload_mb: float | None = None, chat_concurrency: int | None = None) -> RunningServer:
+           allow_public_share: bool = False, api_keys: Iterable[str] | None = None,
+           api_keys_file: str | Path | None = None, open_browser: bool = False,
+           max_upload_mb: float | None = None, chat_concurrency: int | None = None,
+           login_throttle: LoginThrottle | None = None) -> RunningServer:
     """Start serving in a background thread and return once requests are answered.
 
     `port=0` (or None) picks a free port. Raises `AuthConfigError` for unsafe combinations
     (sharing without logins unless `allow_public_share`), `OSError` when the port is taken.
     """
-    access = resolve_access(auth=auth, auth_file=auth_file, api_keys=api_keys, share=share,
-                            allow_public_share=allow_public_share)
+    access = resolve_access(auth=auth, auth_file=auth_file, api_keys=api_keys, api_keys_file=api_keys_file,
+                            share=share, allow_public_share=allow_public_share)
     uploads = UploadPolicy.for_workspace(bot.workspace)
     if max_upload_mb:
         uploads.max_bytes = int(max_upload_mb * 1024 * 1024)
     # Indexing an arbitrary server folder is fine for the person at the keyboard, not for visitors.
-    local_only = host in LOOPBACK and not share and not access.auth_on
-    app = create_app(bot, access, uploads=uploads, allow_folder_ingest=local_only, chat_concurrency=chat_concurrency)
+    local_only = host in LOOPBACK_HOSTS and not share and not access.auth_on
+    app = create_app(bot, access, uploads=uploads, allow_folder_ingest=local_only, chat_concurrency=chat_concurrency,
+                     login_throttle=login_throttle)
     port = port or _free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3))
     thread = threading.Thread(target=server.run, name=f"assistant-server-{port}", daemon=True)
@@ -132,10 +143,12 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
 
 
 def serve(bot: Any, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth=None, auth_file=None,
-          allow_public_share: bool = False, api_keys=None, open_browser: bool = False, **kw) -> None:
+          allow_public_share: bool = False, api_keys=None, api_keys_file=None, open_browser: bool = False,
+          **kw) -> None:
     """Serve until interrupted (the CLI's `assistant serve`)."""
     launch(bot, host=host, port=port, share=share, auth=auth, auth_file=auth_file,
-           allow_public_share=allow_public_share, api_keys=api_keys, open_browser=open_browser, **kw).wait()
+           allow_public_share=allow_public_share, api_keys=api_keys, api_keys_file=api_keys_file,
+           open_browser=open_browser, **kw).wait()
 
 
 def _share_link(port: int, timeout: float = SHARE_TIMEOUT_S) -> tuple[str | None, str | None]:
@@ -165,15 +178,19 @@ def _announce(running: RunningServer, access: AccessPolicy, share: bool) -> None
     elif share:
         lines.append(f"Share link could NOT be created: {running.share_error}")
         lines.append(f"Still serving locally at {running.url}.")
+    keys = (f"/v1 needs one of {len(access.api_keys)} API key(s), acting as "
+            f"{', '.join(sorted(set(access.api_keys.values())))}")
     if access.auth_on:
-        api = (f"/v1 needs one of {len(access.api_keys)} API key(s)" if access.api_keys
-               else "/v1 is closed until you add --api-key KEY")
+        api = keys if access.api_keys else "/v1 is closed until you add --api-key KEY:USER"
         lines.append(f"Sign-in required ({len(access.logins)} user(s)); {api}.")
     elif access.api_keys:
-        lines.append(f"/v1 needs one of {len(access.api_keys)} API key(s).")
+        lines.append(f"{keys}.")
     for line in lines:
         print(line, flush=True)
         log.info(line)
+    for warning in exposure_warnings(running.host, running.port, access, share):
+        print(warning, flush=True)
+        log.warning(warning)
 
 
 def _free_port(host: str) -> int:
