@@ -190,7 +190,7 @@ def test_http_api_and_model_choices_load_without_gradio():
     code = ("import sys; sys.modules['gradio'] = None\n"
             "import ui.api, ui.model_choice\n"
             "assert 'gradio' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
-            "print(','.join(ui.api.TASK_NAMES))")
+            "print(','.join(ui.api.TASK_CHOICES))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == "auto,qa,summarize,code"

@@ -26,14 +26,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from assistant.generation.base import cut_at_stop, held_back
-from assistant.tasks import TASKS
+from assistant.tasks import TASK_CHOICES
 from assistant.tasks.base import Result, TextDelta
 from ui import limits, render
 from ui.model_choice import current_model, model_arg, model_choices
 from ui.ownership import NotYourConversation, own_conversation
 from ui.security import AccessPolicy, api_key_user
-
-TASK_NAMES = ("auto", *TASKS)  # "auto" picks one of the registered tasks from the wording
 
 
 class APIError(Exception):
@@ -168,8 +166,8 @@ def _split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, st
 
 def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]], user: str | None) -> dict[str, Any]:
     """The facade's arguments for this request, every value checked against `ui.limits`."""
-    if req.task not in TASK_NAMES:
-        raise APIError(400, f"task must be one of {', '.join(TASK_NAMES)}", param="task", code="invalid_value")
+    if req.task not in TASK_CHOICES:
+        raise APIError(400, f"task must be one of {', '.join(TASK_CHOICES)}", param="task", code="invalid_value")
     if req.n not in (None, 1):
         raise APIError(400, "only n=1 is supported: one answer per request", param="n", code="invalid_value")
     kw: dict[str, Any] = {"task": req.task, "user": user}

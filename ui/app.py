@@ -17,7 +17,7 @@ from PIL import Image
 
 from assistant.improve import cycle_plot_path, latest_report
 from assistant.improve.report import render_markdown
-from assistant.tasks import TASKS as TASK_RUNNERS
+from assistant.tasks import TASK_CHOICES
 from assistant.tasks.base import Result, Status, TextDelta
 from assistant.types import Source
 from ui import limits, render
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Labels only: the task names themselves come from the assistant's task registry.
 TASK_LABELS = {"auto": "Auto", "qa": "Question", "summarize": "Summarise", "code": "Code"}
-TASKS = [(TASK_LABELS.get(name, name.title()), name) for name in ("auto", *TASK_RUNNERS)]
+TASKS = [(TASK_LABELS.get(name, name.title()), name) for name in TASK_CHOICES]
 CHAT_CONCURRENCY = 4  # simultaneous answers; more only queue up on a 2-core machine
 CSS = """
 
