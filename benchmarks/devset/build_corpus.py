@@ -60,6 +60,8 @@ PACKAGES = {
     "groff-base": "groff renders manual pages to text",
     "coreutils": "English section 1 pages for the summary set",
     "util-linux": "English section 1/8 pages for the summary set",
+    "mount": "English section 8 pages for the summary set (losetup, swapon)",
+    "bsdutils": "English section 1 pages for the summary set (renice, script)",
 }
 APT_LINE = "apt-get update -qq && apt-get install -y -qq " + " ".join(PACKAGES)
 
@@ -94,12 +96,23 @@ SUMMARY_PAGES = [
     ("1", "tty"), ("1", "nproc"), ("1", "printenv"), ("1", "yes"),
     # util-linux
     ("8", "mkswap"), ("8", "blkid"), ("8", "losetup"), ("8", "wipefs"),
-    ("8", "fsck"), ("8", "findfs"), ("8", "hwclock"), ("8", "swapon"), ("8", "blockdev"),
+    ("8", "fsck"), ("8", "findfs"), ("8", "fstrim"), ("8", "swapon"), ("8", "blockdev"),
     ("8", "lsblk"), ("8", "findmnt"), ("1", "flock"), ("1", "getopt"), ("1", "lscpu"),
-    ("1", "mcookie"), ("1", "renice"), ("1", "script"), ("1", "setsid"), ("1", "whereis"),
+    ("1", "mcookie"), ("1", "renice"), ("1", "script"), ("1", "setsid"), ("1", "whereis"), ("1", "more"),
 ]
 
 FORMS = ("sentence", "bullets:3", "paragraph")
+# The summary requests, by form; a page's form and wording are chosen by its position in
+# SUMMARY_PAGES so that summaries.jsonl is regenerated identically (--write-summaries).
+REQUESTS = {
+    "sentence": ["Summarise the manual page for {name} in one sentence.",
+                 "In one sentence, what is {name} for, according to its manual page?",
+                 "Give a one-sentence summary of this manual page ({name})."],
+    "bullets:3": ["Summarise the manual page for {name} in 3 bullet points.",
+                  "What does {name} do? Answer with three bullet points based on its manual page."],
+    "paragraph": ["Write a short paragraph summarising the manual page of {name}.",
+                  "Summarise this manual page for {name} in a short paragraph."],
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,6 +531,23 @@ def verify_summaries(corpus: Path, qa: Path, failures: list[str]) -> int:
     return len(items)
 
 
+def write_summaries(corpus: Path, target: Path) -> int:
+    """(Re)write summaries.jsonl from the corpus manifest: one request per summary page."""
+    manifest = json.loads((corpus / "MANIFEST.json").read_text(encoding="utf-8"))
+    pages = manifest.get("summary_pages", {})
+    rows = []
+    for i, (rel, info) in enumerate(pages.items()):
+        name = Path(rel).stem
+        form = FORMS[i % len(FORMS)]
+        wordings = REQUESTS[form]
+        request = wordings[(i // len(FORMS)) % len(wordings)].format(name=name)
+        rows.append({"path": rel, "reference": info["reference"], "request": request, "form": form,
+                     "page": f"{name}({rel.split('/')[1][3:]})", "package": info["package"]})
+    target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"build_corpus: wrote {len(rows)} summary requests to {target}", file=sys.stderr)
+    return len(rows)
+
+
 def verify(corpus: Path) -> int:
     if not (corpus / "MANIFEST.json").exists():
         die(f"no corpus at {corpus} (run without --verify first)")
@@ -542,10 +572,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="corpus folder (default: %(default)s)")
     ap.add_argument("--verify", action="store_true", help="only verify the question files against an existing corpus")
+    ap.add_argument("--write-summaries", action="store_true",
+                    help="(re)write summaries.jsonl from the corpus manifest before verifying")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     if not args.verify:
         build(out)
+    if args.write_summaries:
+        write_summaries(out, HERE / "summaries.jsonl")
     return verify(out)
 
 
