@@ -181,9 +181,9 @@ def test_ui_and_gradio_api_require_login(auth_server):
 
     assert httpx.get(f"{auth_server.url}/config").status_code == 401
     assert httpx.get(f"{auth_server.url}/gradio_api/info").status_code == 401
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="credentials were not provided"):
         Client(auth_server.url, verbose=False)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not login"):
         Client(auth_server.url, auth=("alice", "wrong"), verbose=False)
 
 
