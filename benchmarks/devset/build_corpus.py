@@ -76,8 +76,9 @@ ZH_SECTIONS = ("1", "5", "7", "8")  # never 2 or 3
 ZH_EXCLUDE_TH = re.compile(r"PostgreSQL|SQL - Language Statements|SQL Commands", re.IGNORECASE)
 EN_MAN = Path("/usr/share/man")
 
-# Reference pages of the retrieval sub-corpus: pages whose extracted text is at least this long.
-REFERENCE_MIN_CHARS = 6000
+# Reference pages of the retrieval sub-corpus: git/SQLite pages whose extracted text is at least
+# this long, which is longer than every short FAQ page (the longest Debian FAQ answer is ~4,300).
+REFERENCE_MIN_CHARS = 4500
 
 # The English manual pages of the summary set: (section, page). Fixed so the set is stable.
 SUMMARY_PAGES = [
@@ -348,7 +349,10 @@ def build_retrieval(out: Path) -> tuple[int, int]:
     for num, head, text in split_debian_faq():
         if len(text) < 40:
             continue  # an entry whose answer is only its sub-entries
-        (faq_dir / faq_filename(num, head)).write_text(f"{num}. {head}\n\n{text}\n", encoding="utf-8")
+        page = f"{num}. {head}\n\n{text}\n"
+        if len(page) >= REFERENCE_MIN_CHARS:
+            die(f"Debian FAQ entry {num} is {len(page)} characters, not shorter than the reference pages")
+        (faq_dir / faq_filename(num, head)).write_text(page, encoding="utf-8")
         n_faq += 1
     n_ref = 0
     for src, name in ((GIT_DOC, "git"), (SQLITE_DOC, "sqlite")):
