@@ -11,6 +11,7 @@ import difflib
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -20,7 +21,7 @@ from foundation.devices import pick_device
 from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES, resolve_embedder
 from index import search as searching
 from index.chunking import TokenCounter, load_token_counter
-from index.embedding import Embedder
+from index.embedding import Embedder, append_compatible, follow_backend
 from index.ingest import Progress, run_ingest
 from index.store import DocumentInfo, State, current_generation, empty_state, load_latest, writer_lock
 from index.types import IngestReport, Source
@@ -33,6 +34,14 @@ DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 class EmbedderMismatchError(RuntimeError):
     """The index folder was built with another embedder; its vectors mean nothing to this one."""
+
+
+class EmbeddingPathMismatchError(EmbedderMismatchError):
+    """The index's vectors came from another backend of the same model (e.g. int8 vs float32): adding
+    vectors from this one would mix two embedding paths in one index."""
+
+
+LEGACY_PATH = {"backend": "torch", "precision": "float32"}  # indexes from before paths were recorded
 
 
 def canonical_embedder(name: str) -> str:
@@ -67,12 +76,14 @@ class DocumentIndex:
     def open(cls, directory: Path, embedder: str = "all-MiniLM-L6-v2", *, chunk_tokens: int = 160,
              chunk_overlap: int = 32, reranker: str = "", device: str = "auto",
              max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, approx_threshold: int = DEFAULT_APPROX_THRESHOLD,
-             index_kind: str = "auto") -> "DocumentIndex":
+             index_kind: str = "auto", embed_backend: str = "auto") -> "DocumentIndex":
         """Open the index in `directory`, creating an empty one if there is none.
 
         Raises EmbedderMismatchError when the folder holds vectors from a different embedder.
         `index_kind` is "auto" (flat below `approx_threshold` chunks, IVF above), "flat", "ivf"
         or "hnsw". The embedding model is only loaded on the first ingest, search or embed.
+        `embed_backend` "auto" keeps the backend that built an existing index (see
+        `index.embedding` for the rule), else picks int8 ONNX on a CPU; "torch" or "onnx-int8" force one.
         """
         directory = Path(directory).expanduser().resolve()
         directory.mkdir(parents=True, exist_ok=True)
@@ -91,7 +102,9 @@ class DocumentIndex:
         else:
             state = empty_state({"embedder": name, "dimension": None})
         state.manifest["embedder"] = name
-        model = Embedder(name, resolve_embedder(embedder), device)
+        if embed_backend == "auto" and state.chunks:
+            embed_backend = follow_backend(state.manifest.get("embedding", LEGACY_PATH)["backend"])
+        model = Embedder(name, resolve_embedder(embedder), device, backend=embed_backend)
         index = cls(directory, model, state, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                     reranker=reranker, device=device, max_file_bytes=max_file_bytes,
                     approx_threshold=approx_threshold, index_kind=index_kind)
@@ -174,12 +187,27 @@ class DocumentIndex:
         started = time.perf_counter()
         with writer_lock(self.directory):
             base = self._current()
+            # The new generation's manifest starts from base's: a copy of base carries the path into it.
+            base = replace(base, manifest={**base.manifest, "embedding": self._check_embedding_path(base)})
             report, state = run_ingest(self, base, [Path(p) for p in paths], prune=prune, progress=progress)
             if state is not None:  # already committed to disk: make it the one searches read
                 with self._lock:
                     self._state, self._pointer = state, state.generation
         report.seconds = time.perf_counter() - started
         return report
+
+    def _check_embedding_path(self, base: State) -> dict:
+        """This index's embedding path, refusing to add its vectors to an index built by another one."""
+        path = self._embedder.path_record()
+        built = {"model": path["model"], **LEGACY_PATH, **base.manifest.get("embedding", {})}
+        if base.chunks and not append_compatible(built, path):
+            raise EmbeddingPathMismatchError(
+                f"The index in {self.directory} was built with {built['model']} on backend "
+                f"{built['backend']!r} ({built.get('precision')}), but this ingest embeds with {path['backend']!r} "
+                f"({path['precision']}); one index never mixes the two. Set embed_backend = "
+                f"{built['backend']!r} (ASSISTANT_EMBED_BACKEND) to keep adding to it, or ingest into a new folder."
+            )
+        return path
 
     # --- search -----------------------------------------------------------------------------
 
@@ -304,7 +332,7 @@ def find_document(state: State, name: str) -> str:
     raise KeyError(f"No document named {name!r} in the index ({len(docs)} documents).{hint}")
 
 
-__all__ = ["DocumentIndex", "DocumentInfo", "EmbedderMismatchError"]
+__all__ = ["DocumentIndex", "DocumentInfo", "EmbedderMismatchError", "EmbeddingPathMismatchError"]
 
 
 def committed_chunks(directory: Path) -> list[dict] | None:

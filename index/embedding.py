@@ -2,7 +2,14 @@
 
 The model is loaded lazily so that opening an index, listing documents or keyword search never
 pays the model's load time. On a GPU the weights run in float16 (half the memory, about twice the
-throughput, cosine scores equal to ~1e-3); on CPU they stay float32.
+throughput, cosine scores equal to ~1e-3). On a CPU, backend "auto" takes the int8 ONNX path
+(`index.onnx_embedding`, about twice as fast) when onnxruntime is installed, else float32 torch.
+
+The embedding path (model + backend + precision) is recorded in the index's manifest. The rule
+(`search_compatible`, `append_compatible`): vectors of one model from torch (float32 or float16)
+and from int8 ONNX have top-5 neighbour overlap >= 0.9 (tests/test_embedding_int8.py), so a query
+embedded by either path may search an index built by the other; but the vectors *stored* in one
+index all come from one backend, so an ingest with another backend is refused.
 """
 from __future__ import annotations
 
@@ -13,25 +20,51 @@ from typing import Callable
 import numpy as np
 
 from foundation.devices import pick_device
+from index.onnx_embedding import (Int8Unavailable, OnnxInt8Encoder, ensure_int8_export, export_cached, int8_available,
+                                  require_int8)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 64
+BACKENDS = ("auto", "torch", "onnx-int8")
 # Loaded models shared by every index in the process (the UI, the CLI and tests open several).
 _MODELS: dict[tuple[str, str], object] = {}
 _MODELS_LOCK = threading.Lock()
 
 
 class Embedder:
-    """A lazily loaded SentenceTransformer that returns float32 unit vectors."""
+    """A lazily loaded SentenceTransformer (or its int8 ONNX export) that returns float32 unit vectors."""
 
-    def __init__(self, name: str, model_path: str, device: str = "auto", batch_size: int = DEFAULT_BATCH):
+    def __init__(self, name: str, model_path: str, device: str = "auto", batch_size: int = DEFAULT_BATCH,
+                 backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise ValueError(f"embed_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.name = name
         self.model_path = model_path
         self.requested_device = device
+        self.requested_backend = backend
         self.batch_size = batch_size
         self._model = None
+        self._backend: str | None = None  # resolved on first use; may fall back from onnx-int8 to torch
         self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs (or will run): "torch" or "onnx-int8"."""
+        if self._backend is None:
+            self._backend = choose_backend(self.requested_backend, pick_device(self.requested_device))
+        return self._backend
+
+    def path_record(self) -> dict:
+        """What the index manifest stores about how its vectors were made."""
+        if self.backend == "onnx-int8" and not self.loaded and not export_cached(self.model_path):
+            self.model  # exports now, or falls back to torch: the record must say what will really run
+        backend = self.backend
+        if backend == "onnx-int8":
+            precision = "int8"
+        else:
+            precision = "float16" if pick_device(self.requested_device).startswith("cuda") else "float32"
+        return {"model": self.name, "backend": backend, "precision": precision}
 
     @property
     def loaded(self) -> bool:
@@ -46,11 +79,27 @@ class Embedder:
 
     def _load(self):
         device = pick_device(self.requested_device)
+        if self.backend == "onnx-int8":
+            try:
+                return self._shared(("onnx-int8", self.model_path, "cpu"), self._load_int8)
+            except Int8Unavailable as exc:
+                if self.requested_backend == "onnx-int8":
+                    raise
+                log.warning("int8 embedding path unavailable, using float32 torch: %s", exc)
+                self._backend = "torch"
+        return self._shared((self.model_path, device), lambda: self._load_on(device))
+
+    @staticmethod
+    def _shared(key: tuple[str, ...], load: Callable[[], object]):
         with _MODELS_LOCK:
-            key = (self.model_path, device)
             if key not in _MODELS:
-                _MODELS[key] = self._load_on(device)
+                _MODELS[key] = load()
             return _MODELS[key]
+
+    def _load_int8(self):
+        folder = ensure_int8_export(self.model_path)
+        log.info("Loaded embedder %s as int8 ONNX from %s", self.name, folder)
+        return OnnxInt8Encoder(folder)
 
     def _load_on(self, device: str):
         from sentence_transformers import SentenceTransformer
@@ -101,3 +150,29 @@ class Embedder:
                                      normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
             progress(min(start + step, len(texts)), len(texts))
         return out
+
+
+def choose_backend(requested: str, device: str) -> str:
+    """"auto" is int8 ONNX on a CPU when onnxruntime is installed, else torch (GPUs use float16 torch)."""
+    if requested == "onnx-int8":
+        require_int8()
+        return "onnx-int8"
+    if requested == "torch":
+        return "torch"
+    return "onnx-int8" if device == "cpu" and int8_available() else "torch"
+
+
+def follow_backend(recorded: str) -> str:
+    """The backend to reopen an index with under "auto": the one that built it, or torch (search-compatible,
+    see above) when the int8 runtime is missing here; an ingest then says what to install."""
+    return recorded if recorded != "onnx-int8" or int8_available() else "torch"
+
+
+def search_compatible(built: dict, query: dict) -> bool:
+    """May vectors made by path `query` search an index built by path `built`? Same model is enough."""
+    return built.get("model") == query.get("model")
+
+
+def append_compatible(built: dict, new: dict) -> bool:
+    """May vectors made by path `new` be stored beside those of `built`? Same model and backend."""
+    return search_compatible(built, new) and built.get("backend", "torch") == new.get("backend")

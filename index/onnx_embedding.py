@@ -1,0 +1,169 @@
+"""The int8 embedding path: a sentence-transformers model exported once to ONNX, quantised, run by onnxruntime.
+
+Why not sentence-transformers' own `backend="onnx"`: it needs `optimum-onnx`, whose releases pin
+transformers < 4.58, and this project runs on transformers 5. The export here is the same idea
+with fewer parts: trace the whole SentenceTransformer (transformer + pooling + normalize) into one
+ONNX graph with torch, dynamically quantise its weight MatMuls to int8 with
+`onnxruntime.quantization.quantize_dynamic`, cache the file, and at run time only tokenise and call
+onnxruntime. On a 2-core CPU this encodes about twice as fast as float32 torch.
+
+Quantisation choices (measured on 300 Python-docs chunks, MiniLM-L6, against float32):
+  * per-channel int8 weights: per-tensor scales gave mean cosine 0.94 and top-5 overlap 0.81;
+    per-channel 0.993 / 0.92;
+  * the FFN down-projections (`layer.N/output/dense`) stay float32: their GELU inputs have outliers
+    that per-tensor activation scales clip; keeping them lifts cosine to 0.997 and top-5 to 0.94
+    for ~10 % of the speed-up.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from foundation.workspace import atomic_write_json, cache_dir
+
+log = logging.getLogger(__name__)
+
+# Bump when the export or quantisation recipe changes: cached files of an older recipe are not reused.
+RECIPE_VERSION = 1
+MODEL_FILE = "model_int8.onnx"
+META_FILE = "embedder.json"
+
+
+class Int8Unavailable(RuntimeError):
+    """The int8 path cannot run here (missing packages or a model that does not export)."""
+
+
+def int8_available() -> bool:
+    """True when onnxruntime and onnx (the quantiser needs it) are installed; imports neither."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def require_int8() -> None:
+    if not int8_available():
+        raise Int8Unavailable(
+            "The int8 embedding path needs onnxruntime and onnx: `pip install onnxruntime onnx` "
+            "(or set embed_backend = \"torch\" / ASSISTANT_EMBED_BACKEND=torch for float32)."
+        )
+
+
+def cache_folder(model_path: str) -> Path:
+    """Where the quantised export of `model_path` lives: keyed by the path, its weights and the recipe."""
+    root = Path(model_path)
+    stamp = [model_path, str(RECIPE_VERSION)]
+    if root.is_dir():
+        for f in sorted(root.glob("*.safetensors")) + sorted(root.glob("*.bin")):
+            st = f.stat()
+            stamp.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    digest = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    return cache_dir() / "embedders" / f"{root.name or 'model'}-int8-{digest}"
+
+
+def export_cached(model_path: str) -> bool:
+    target = cache_folder(model_path)
+    return (target / MODEL_FILE).exists() and (target / META_FILE).exists()
+
+
+def ensure_int8_export(model_path: str) -> Path:
+    """The cached int8 ONNX folder for `model_path`, exporting it once (atomically) if missing."""
+    require_int8()
+    target = cache_folder(model_path)
+    if export_cached(model_path):
+        return target
+    log.warning("Exporting the embedder %s to int8 ONNX once into %s (later loads reuse it)", model_path, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        _export(model_path, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except Exception as exc:
+        raise Int8Unavailable(f"Could not export {model_path} to int8 ONNX: {exc}") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _export(model_path: str, out: Path) -> None:
+    """Trace the whole SentenceTransformer into ONNX, then quantise its weight MatMuls to int8."""
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(model_path, device="cpu").eval()
+    features = st.tokenize(["an example sentence", "a second, somewhat longer example sentence to pad"])
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
+
+    class Whole(torch.nn.Module):  # positional inputs in, the pooled (and normalised) embedding out
+        def __init__(self) -> None:
+            super().__init__()
+            self.st = st
+
+        def forward(self, *tensors):
+            return self.st(dict(zip(names, tensors)))["sentence_embedding"]
+
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"sentence_embedding": {0: "batch"}}
+    float_file = out / "model_float.onnx"
+    with torch.no_grad():
+        # The TorchScript exporter: the dynamo one needs onnxscript and gains nothing for a BERT.
+        torch.onnx.export(Whole().eval(), tuple(features[n] for n in names), str(float_file), input_names=names,
+                          output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    graph = onnx.load(str(float_file), load_external_data=False).graph
+    ffn_down = [n.name for n in graph.node
+                if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name]
+    quantize_dynamic(str(float_file), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"], nodes_to_exclude=ffn_down,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    float_file.unlink()
+    st.tokenizer.save_pretrained(str(out))
+    normalized = any(type(m).__name__ == "Normalize" for m in st)
+    atomic_write_json(out / META_FILE, {
+        "source": model_path, "recipe": RECIPE_VERSION, "inputs": names, "max_seq_length": int(st.max_seq_length),
+        "dimension": int((getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()), "normalized": normalized,
+        "float32_kept": len(ffn_down),
+    })
+
+
+class OnnxInt8Encoder:
+    """The quantised export behind the slice of `SentenceTransformer`'s interface that `Embedder` uses."""
+
+    def __init__(self, folder: Path, threads: int = 0):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self.folder = folder
+        self.meta = json.loads((folder / META_FILE).read_text())
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.max_seq_length = int(self.meta["max_seq_length"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    def encode(self, texts: list[str], *, batch_size: int = 32, normalize_embeddings: bool = True,
+               convert_to_numpy: bool = True, show_progress_bar: bool = False) -> np.ndarray:
+        """Rows in input order; batches are cut from the texts sorted by length, so padding stays low."""
+        out = np.empty((len(texts), self.get_sentence_embedding_dimension()), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                 max_length=self.max_seq_length, return_tensors="np")
+            feed = {n: np.asarray(enc[n], dtype=np.int64) for n in self.meta["inputs"]}
+            out[rows] = self.session.run(None, feed)[0]
+        if normalize_embeddings:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
