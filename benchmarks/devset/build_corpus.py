@@ -25,7 +25,7 @@ short FAQ pages, and summary references must equal the page's NAME description. 
 status is non-zero when anything fails; the failures are listed.
 
 Usage:
-    apt-get update -qq && apt-get install -y -qq git-doc sqlite3-doc debian-faq manpages-zh groff-base coreutils util-linux
+    apt-get update -qq && apt-get install -y -qq git-doc sqlite3-doc debian-faq manpages-zh groff-base coreutils util-linux mount bsdutils
     python3 benchmarks/devset/build_corpus.py            # build into benchmarks/devset/corpus, then verify
     python3 benchmarks/devset/build_corpus.py --verify   # only verify an existing corpus
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import html
 import json
 import os
 import re
@@ -129,7 +128,7 @@ def package_versions(names) -> dict[str, str]:
     versions, missing = {}, []
     for name in names:
         proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}\t${Version}", name],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         status, _, version = proc.stdout.partition("\t")
         if proc.returncode != 0 or not status.endswith(" installed"):
             missing.append(name)
@@ -143,7 +142,7 @@ def package_versions(names) -> dict[str, str]:
 
 
 def owner_package(path: Path) -> str:
-    proc = subprocess.run(["dpkg-query", "-S", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(["dpkg-query", "-S", str(path)], capture_output=True, text=True, check=False)
     return proc.stdout.split(":", 1)[0].strip() if proc.returncode == 0 else ""
 
 
@@ -154,7 +153,7 @@ def norm(text: str) -> str:
 class _TextExtractor(HTMLParser):
     """Visible text of an HTML page (what index/loaders.load_html indexes), stdlib only."""
 
-    SKIP = {"script", "style", "noscript", "template", "nav", "svg", "iframe", "title", "head"}
+    SKIP = frozenset({"script", "style", "noscript", "template", "nav", "svg", "iframe", "title", "head"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -205,7 +204,7 @@ def render_man(path: Path, width: int = 80) -> str:
     env = dict(os.environ, LC_ALL="C.UTF-8", GROFF_SGR="")
     try:
         proc = subprocess.run(["groff", "-k", "-s", "-t", "-Tutf8", "-man", f"-rLL={width}n", "-P-cbou"],
-                              input=_NO_ADJUST + raw, capture_output=True, env=env, timeout=60,
+                              input=_NO_ADJUST + raw, capture_output=True, env=env, timeout=60, check=False,
                               cwd=str(path.parent.parent))
     except subprocess.TimeoutExpired:
         return ""
@@ -283,7 +282,7 @@ def build_zh(out: Path, excluded: list[str]) -> int:
         dst = out / "zh" / f"man{sec}"
         dst.mkdir(parents=True, exist_ok=True)
         for f in sorted((ZH_MAN / f"man{sec}").iterdir()):
-            name = f.name[:-3] if f.name.endswith(".gz") else f.name
+            name = f.name.removesuffix(".gz")
             if is_postgresql_page(f):
                 excluded.append(f"man{sec}/{name}")
                 continue
@@ -331,7 +330,7 @@ def split_debian_faq() -> list[tuple[str, str, str]]:
     for num, head, body in entries:
         if num is None:
             continue
-        text = "\n".join(l[4:] if l.startswith("    ") else l for l in body).strip()
+        text = "\n".join(l.removeprefix("    ") for l in body).strip()
         result.append((num, head, text))
     return result
 
