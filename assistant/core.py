@@ -76,6 +76,7 @@ class Assistant:
                     chunk_overlap=self.config.chunk_overlap, reranker=self.config.reranker,
                     device=self.config.device, max_file_bytes=self.config.max_file_bytes,
                     index_kind=self.config.index_kind, approx_threshold=self.config.approx_threshold,
+                    embed_backend=self.config.embed_backend,
                 )
             return self._index
 
