@@ -1,0 +1,86 @@
+"""The int8 embedding path: its neighbours match float32's, and an index never mixes the two.
+
+Real parts: the bundled all-MiniLM-L6-v2, its int8 ONNX export (made once, in the shared model
+cache), real FAISS, the product's own user guide as the page set.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.document_index import DocumentIndex, EmbeddingPathMismatchError
+from index.embedding import Embedder, append_compatible, search_compatible
+from index.ingest import embed_text
+
+pytest.importorskip("onnxruntime", reason="the int8 path needs onnxruntime (a project dependency)")
+
+
+@pytest.fixture(scope="module")
+def int8_index(tmp_path_factory, sample_docs):
+    idx = DocumentIndex.open(tmp_path_factory.mktemp("int8") / "index", embed_backend="onnx-int8", device="cpu")
+    report = idx.ingest([sample_docs], progress=False)
+    assert not report.failed and report.chunks_added > 40
+    return idx
+
+
+def chunk_texts(idx: DocumentIndex) -> list[str]:
+    state = idx._current()
+    titles = {p: d.title for p, d in state.documents.items()}
+    return [embed_text(titles[c["path"]], c["heading"], c["text"]) for c in state.chunks]
+
+
+def top5(vectors: np.ndarray) -> np.ndarray:
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    return np.argsort(-sims, axis=1)[:, :5]
+
+
+def test_int8_neighbours_match_float32_on_real_pages(int8_index):
+    int8 = np.asarray(int8_index._current().vectors)
+    float32 = Embedder("all-MiniLM-L6-v2", int8_index.embedder_path, "cpu", backend="torch").encode(chunk_texts(int8_index))
+    cosine = np.sum(int8 * float32, axis=1)
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5(int8), top5(float32))])
+    assert cosine.mean() > 0.99 and cosine.min() > 0.95, (cosine.mean(), cosine.min())
+    assert overlap >= 0.9, overlap
+
+
+def test_index_records_its_embedding_path_and_refuses_mixed_vectors(int8_index, tmp_path):
+    assert int8_index.manifest["embedding"] == {"model": "all-MiniLM-L6-v2", "backend": "onnx-int8", "precision": "int8"}
+    # "auto" reopens with the backend that built the index, so nothing mixes by default
+    assert DocumentIndex.open(int8_index.directory, device="cpu")._embedder.backend == "onnx-int8"
+    # a float32 query may search it (declared compatible: top-5 overlap >= 0.9, test above) ...
+    as_float = DocumentIndex.open(int8_index.directory, embed_backend="torch", device="cpu")
+    hits = as_float.search("How do I use PostgreSQL for the log?", k=3, mode="dense")
+    assert hits and hits[0].path == int8_index.search("How do I use PostgreSQL for the log?", k=3, mode="dense")[0].path
+    # ... but float32 vectors are never stored beside int8 ones
+    (tmp_path / "new.md").write_text("# Key rotation\n\nRotate the signing keys every ninety days.\n")
+    before = int8_index.count
+    with pytest.raises(EmbeddingPathMismatchError, match=r"'onnx-int8' \(int8\).*'torch' \(float32\)"):
+        as_float.ingest([tmp_path], progress=False)
+    assert DocumentIndex.open(int8_index.directory, device="cpu").count == before
+
+
+def test_the_compatibility_rule():
+    int8 = {"model": "m", "backend": "onnx-int8", "precision": "int8"}
+    f32 = {"model": "m", "backend": "torch", "precision": "float32"}
+    f16 = {"model": "m", "backend": "torch", "precision": "float16"}
+    assert search_compatible(int8, f32) and not append_compatible(int8, f32)
+    assert append_compatible(f32, f16)  # fp16 on a GPU and fp32 on a CPU agree to ~1e-3
+    assert not search_compatible(f32, {**f32, "model": "other"})
+
+
+def test_legacy_index_without_a_record_is_extended_with_torch(tmp_path, sample_docs):
+    """An index built before paths were recorded was float32 torch; "auto" keeps it that way.
+    (Built here with int8 and its record removed, so the test can tell the two apart.)"""
+    import json
+
+    from index.store import current_generation
+
+    idx = DocumentIndex.open(tmp_path / "index", embed_backend="onnx-int8", device="cpu")
+    one = sorted(p for p in sample_docs.iterdir() if p.suffix == ".md")[0]
+    idx.ingest([one], progress=False)
+    manifest_file = tmp_path / "index" / current_generation(tmp_path / "index") / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest.pop("embedding")["backend"] == "onnx-int8"
+    manifest_file.write_text(json.dumps(manifest))
+    assert DocumentIndex.open(tmp_path / "index", device="cpu")._embedder.backend == "torch"
