@@ -163,3 +163,15 @@ def test_index_chunks_are_documents(tokenizer, tmp_path):
     assert "keyctl rotate --all" in text and "nightly at 02:00 UTC" in text and "<p>" not in text
     ds = build_dataset(tokenizer, documents=docs, max_length=64, val_fraction=0.0)
     assert ds.stats["documents"] == len(docs) and all(e.source == "docs" for e in ds.train)
+
+
+def test_documents_are_read_as_ingest_reads_them(tmp_path, caplog):
+    """One format table: HTML is parsed by ingest's loader (text, not tags); a type ingest skips is skipped and counted."""
+    (tmp_path / "page.html").write_text("<html><body><h1>Backups</h1><p>Backups run nightly at 02:00 UTC.</p></body></html>")
+    (tmp_path / "notes.adoc").write_text("= Notes\nAsciiDoc that ingest does not read.\n")
+    docs = load_documents([tmp_path])
+    assert [Path(d.path).name for d in docs] == ["page.html"]
+    assert "nightly at 02:00 UTC" in docs[0].text and "<p>" not in docs[0].text
+    assert any("1 file(s) skipped" in r.getMessage() and "notes.adoc" in r.getMessage() for r in caplog.records)
+    with pytest.raises(DataError, match="notes.adoc: not a format ingest reads"):
+        load_documents([tmp_path / "notes.adoc"])
