@@ -41,6 +41,9 @@ class Config:
     chunk_tokens: int = 160  # embedder tokens per chunk; smaller = more precise passages
     chunk_overlap: int = 32
     max_file_bytes: int = 50 * 1024 * 1024  # larger files are reported and skipped
+    max_file_seconds: float = 60.0  # per file, in the loader process; slower files are reported (0 = no limit, in-process)
+    max_file_memory_mb: int = 1024  # memory the loader may add for one file; more reads bigger files, leaves less for chat
+    max_unpacked_mb: int = 256  # a DOCX whose zip parts unpack to more is refused unopened (zip bombs); real ones are a few MB
     index_kind: str = "auto"  # auto (flat, then IVF past approx_threshold) | flat | ivf | hnsw
     approx_threshold: int = 50_000  # chunks before an approximate index pays off; exact below
     min_relevance: float = 0.25  # below this dense score nothing counts as relevant: decline

@@ -76,7 +76,8 @@ class Assistant:
                     chunk_overlap=self.config.chunk_overlap, reranker=self.config.reranker,
                     device=self.config.device, max_file_bytes=self.config.max_file_bytes,
                     index_kind=self.config.index_kind, approx_threshold=self.config.approx_threshold,
-                    embed_backend=self.config.embed_backend,
+                    embed_backend=self.config.embed_backend, max_file_seconds=self.config.max_file_seconds,
+                    max_file_memory_mb=self.config.max_file_memory_mb, max_unpacked_mb=self.config.max_unpacked_mb,
                 )
             return self._index
 

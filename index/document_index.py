@@ -20,6 +20,7 @@ import numpy as np
 from foundation.devices import pick_device
 from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES, resolve_embedder
 from index import search as searching
+from index.budget import LoadLimits
 from index.chunking import TokenCounter, load_token_counter
 from index.embedding import Embedder, append_compatible, follow_backend
 from index.ingest import Progress, run_ingest
@@ -53,7 +54,7 @@ class DocumentIndex:
 
     def __init__(self, directory: Path, embedder: Embedder, state: State, *, chunk_tokens: int,
                  chunk_overlap: int, reranker: str, device: str, max_file_bytes: int,
-                 approx_threshold: int, index_kind: str):
+                 approx_threshold: int, index_kind: str, load_limits: LoadLimits = LoadLimits()):
         self.directory = directory
         self._embedder = embedder
         self._state = state
@@ -64,6 +65,7 @@ class DocumentIndex:
         self.max_file_bytes = max_file_bytes
         self.approx_threshold = approx_threshold
         self.index_kind = index_kind
+        self.load_limits = load_limits
         self._counter: TokenCounter | None = None
         self._reranker = None
         self._lock = threading.RLock()
@@ -76,7 +78,10 @@ class DocumentIndex:
     def open(cls, directory: Path, embedder: str = "all-MiniLM-L6-v2", *, chunk_tokens: int = 160,
              chunk_overlap: int = 32, reranker: str = "", device: str = "auto",
              max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, approx_threshold: int = DEFAULT_APPROX_THRESHOLD,
-             index_kind: str = "auto", embed_backend: str = "auto") -> "DocumentIndex":
+             index_kind: str = "auto", embed_backend: str = "auto",
+             max_file_seconds: float = LoadLimits.max_file_seconds,
+             max_file_memory_mb: int = LoadLimits.max_file_memory_mb,
+             max_unpacked_mb: int = LoadLimits.max_unpacked_mb) -> "DocumentIndex":
         """Open the index in `directory`, creating an empty one if there is none.
 
         Raises EmbedderMismatchError when the folder holds vectors from a different embedder.
@@ -84,6 +89,8 @@ class DocumentIndex:
         or "hnsw". The embedding model is only loaded on the first ingest, search or embed.
         `embed_backend` "auto" keeps the backend that built an existing index (see
         `index.embedding` for the rule), else picks int8 ONNX on a CPU; "torch" or "onnx-int8" force one.
+        Each file is read within `max_file_seconds` (0: no limit, read in-process), `max_file_memory_mb`
+        and, for DOCX, `max_unpacked_mb` (see `index.budget`); a file past one is reported as failed.
         """
         directory = Path(directory).expanduser().resolve()
         directory.mkdir(parents=True, exist_ok=True)
@@ -107,7 +114,8 @@ class DocumentIndex:
         model = Embedder(name, resolve_embedder(embedder), device, backend=embed_backend)
         index = cls(directory, model, state, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                     reranker=reranker, device=device, max_file_bytes=max_file_bytes,
-                    approx_threshold=approx_threshold, index_kind=index_kind)
+                    approx_threshold=approx_threshold, index_kind=index_kind,
+                    load_limits=LoadLimits(max_file_seconds, max_file_memory_mb, max_unpacked_mb))
         index._pointer = generation or ""
         return index
 

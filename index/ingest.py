@@ -15,13 +15,15 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 
 from foundation.text import search_tokens
+from index.budget import LoadLimits
 from index.chunking import Chunk, TokenCounter, chunk_document
 from index.keyword import KeywordIndex
-from index.loaders import LoadError, load_document
+from index.sections import LoadError
 from index.scan import scan, sha256_bytes, under
 from index.store import DocumentInfo, State, now_iso, write_generation
 from index.types import FailedFile, IngestReport
 from index.vectors import updated_vectors
+from index.worker import shared_loader
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class IngestTarget(Protocol):
     max_file_bytes: int
     index_kind: str
     approx_threshold: int
+    load_limits: LoadLimits
 
     @property
     def embedder_name(self) -> str: ...
@@ -140,7 +143,11 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path],
 
 def load_and_chunk(index: IngestTarget, changed: Iterator[tuple[int, Changed | None]], report: IngestReport,
                    rep: "_Reporter", total: int) -> list[Loaded]:
-    """Parse and chunk each changed file; a file that fails is reported and the others go on."""
+    """Parse and chunk each changed file; a file that fails is reported and the others go on.
+
+    Parsing runs in the loader process (`index.worker`) under the index's `load_limits`, so a
+    hostile file costs at most its time and memory budget and the server's threads keep answering.
+    """
     rep.stage("Loading files", total)
     loaded: list[Loaded] = []
     for n, item in changed:
@@ -156,7 +163,7 @@ def load_and_chunk(index: IngestTarget, changed: Iterator[tuple[int, Changed | N
 def _load_one(index: IngestTarget, item: Changed, report: IngestReport) -> Loaded | None:
     key = str(item.path)
     try:
-        doc = load_document(item.path, item.data)
+        doc = shared_loader().load(item.path, item.data, index.load_limits)
         chunks = chunk_document(doc, index.token_counter(), index.chunk_tokens, index.chunk_overlap)
         if not chunks:
             raise LoadError("no text found in file")

@@ -3,7 +3,8 @@
 Each loader returns a `LoadedDocument` whose `sections` follow the document's own structure:
 Markdown/reST/HTML/DOCX headings, PDF pages, code definitions. The chunker later cuts sections
 that are too long; it never merges text across sections, so every chunk has one heading path.
-Formats are parsed by well-kept libraries (markdown-it, BeautifulSoup+lxml, pypdf, python-docx);
+Formats are parsed by well-kept libraries (markdown-it, lxml, pypdf, python-docx); HTML and DOCX
+have modules of their own (`html_loader`, `docx_loader`);
 only reST section adornments and brace-language block boundaries are found by small scanners.
 """
 from __future__ import annotations
@@ -13,12 +14,19 @@ import re
 from pathlib import Path
 
 from foundation.formats import BRACE_LANGS, file_type_of
+from index.budget import LoadLimits
 from index.code_blocks import brace_sections
+from index.docx_loader import load_docx
+from index.html_loader import load_html
 from index.sections import LoadedDocument, LoadError, Section
 
 
-def load_document(path: Path, data: bytes) -> LoadedDocument:
-    """Parse `data` (the bytes of `path`) with the loader its extension names."""
+def load_document(path: Path, data: bytes, limits: LoadLimits = LoadLimits()) -> LoadedDocument:
+    """Parse `data` (the bytes of `path`) with the loader its extension names.
+
+    `limits.max_unpacked_mb` etc. apply here (zip checks before unpacking); time and memory limits
+    are the caller's (`index.worker` runs this in a process it can kill).
+    """
     kind = file_type_of(path)
     if kind is None:
         raise LoadError(f"unsupported file type {path.suffix or '(no extension)'!r}")
@@ -27,7 +35,7 @@ def load_document(path: Path, data: bytes) -> LoadedDocument:
     if kind == "pdf":
         doc = load_pdf(path, data)
     elif kind == "docx":
-        doc = load_docx(path, data)
+        doc = load_docx(path, data, limits)
     else:
         text = decode_text(data)
         if kind == "markdown":
@@ -130,61 +138,6 @@ def sections_from_headings(lines: list[str], heads: list[tuple[int, int, int, st
     return sections
 
 
-# --- HTML ----------------------------------------------------------------------------------
-
-_BLOCK_TAGS = ["p", "div", "li", "ul", "ol", "tr", "table", "pre", "blockquote", "section", "article",
-               "dd", "dt", "dl", "figcaption", "caption", "br", "hr", "main", "header", "footer", "form"]
-_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
-
-
-def load_html(path: Path, text: str) -> LoadedDocument:
-    """Sections under h1-h6 headings; scripts, styles and navigation are dropped."""
-    from bs4 import BeautifulSoup, NavigableString
-
-    soup = BeautifulSoup(text, "lxml")
-    for tag in soup(["script", "style", "noscript", "template", "nav", "svg", "iframe"]):
-        tag.decompose()
-    title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    h1 = soup.find("h1")
-    if not title:
-        title = h1.get_text(" ", strip=True) if h1 else path.stem
-    for tag in soup.find_all(_HEADINGS):
-        name = " ".join(tag.get_text(" ", strip=True).split())
-        tag.replace_with(NavigableString(f"\n\x01{tag.name[1]}\x02{name}\n"))
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before(NavigableString("\n"))
-        tag.insert_after(NavigableString("\n"))
-    for tag in soup.find_all(["td", "th"]):
-        tag.insert_after(NavigableString(" | "))
-    root = soup.body or soup
-    sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
-    current: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(current).strip()
-        if body:
-            names = [h for lv, h in stack if not (lv == 1 and h == title)]
-            sections.append(Section(body, names))
-        current.clear()
-
-    for raw in root.get_text().split("\n"):
-        line = " ".join(raw.split())
-        if line.startswith("\x01"):
-            flush()
-            level, name = int(line[1]), line[3:].strip()
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, name))
-        elif line and line != "|":
-            current.append(line)
-        elif current and current[-1] != "":
-            current.append("")  # keep paragraph breaks for the sentence splitter
-    flush()
-    return LoadedDocument(str(path), title or path.stem, "html", sections)
-
-
 # --- PDF -----------------------------------------------------------------------------------
 
 def load_pdf(path: Path, data: bytes) -> LoadedDocument:
@@ -253,63 +206,6 @@ def _outline_by_page(reader) -> dict[int, list[str]]:
     except Exception:  # noqa: BLE001
         return {}
     return starts
-
-
-# --- DOCX ----------------------------------------------------------------------------------
-
-def load_docx(path: Path, data: bytes) -> LoadedDocument:
-    """Sections under Word's Heading styles; tables become ' | '-separated rows, in body order."""
-    import io
-    import zipfile
-
-    try:
-        import docx
-        from docx.table import Table
-    except ImportError:  # pragma: no cover
-        raise LoadError("DOCX support needs python-docx: pip install python-docx") from None
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise LoadError(f"unreadable DOCX: {exc}") from exc
-    title = (document.core_properties.title or "").strip()
-    sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
-    current: list[str] = []
-
-    def flush() -> None:
-        body = "\n\n".join(current).strip()
-        if body:
-            sections.append(Section(body, [h for _, h in stack]))
-        current.clear()
-
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = [c.text.strip() for c in row.cells]
-                current.append(" | ".join(c for c in cells if c))
-            continue
-        text = block.text.strip()
-        style = (block.style.name if block.style is not None else "") or ""
-        level = _heading_level(style)
-        if style == "Title" and text:
-            title = title or text
-            continue
-        if level and text:
-            flush()
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, text))
-        elif text:
-            current.append(text)
-    flush()
-    if not title:
-        title = stack[0][1] if stack else path.stem
-    return LoadedDocument(str(path), title or path.stem, "docx", sections)
-
-
-def _heading_level(style: str) -> int:
-    m = re.match(r"Heading (\d)", style)
-    return int(m.group(1)) if m else 0
 
 
 # --- Source code ---------------------------------------------------------------------------

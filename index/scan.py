@@ -14,18 +14,41 @@ from index.types import FailedFile, IngestReport
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache"}
 
 
-def walk(root: Path) -> list[Path]:
-    """Indexable files under `root`, sorted; hidden and tool folders skipped."""
+def walk(root: Path, report: IngestReport) -> list[Path]:
+    """Indexable files under `root`, sorted; hidden and tool folders skipped.
+
+    Symbolic links are followed only when they resolve inside `root`: a link to a file or folder
+    elsewhere (say /etc) is reported in `report.failed` and not read, so ingesting a folder never
+    makes files outside it searchable. A dangling link is kept, to be reported as unreadable.
+    """
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):  # does not descend into linked folders
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for d in dirnames:
+            link = Path(dirpath) / d
+            if link.is_symlink() and not _inside(link.resolve(), root):
+                report.failed.append(FailedFile(str(link), _outside(link)))
         for fname in sorted(filenames):
-            if fname.startswith("."):
-                continue
             p = Path(dirpath) / fname
-            if file_type_of(p) is not None:
-                found.append(p.resolve() if p.is_symlink() and p.exists() else p)
+            if fname.startswith(".") or file_type_of(p) is None:
+                continue
+            if p.is_symlink() and p.exists():
+                target = p.resolve()
+                if not _inside(target, root):
+                    report.failed.append(FailedFile(str(p), _outside(p)))
+                    continue
+                p = target
+            found.append(p)
     return found
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _outside(link: Path) -> str:
+    return f"symbolic link to {os.path.realpath(link)}, outside the folder being ingested; not followed"
 
 
 def scan(paths: list[Path], report: IngestReport) -> tuple[list[Path], list[Path]]:
@@ -37,7 +60,7 @@ def scan(paths: list[Path], report: IngestReport) -> tuple[list[Path], list[Path
         p = p.resolve() if p.exists() else Path(os.path.abspath(p))
         roots.append(p)
         if p.is_dir():
-            files.extend(walk(p))
+            files.extend(walk(p, report))
         elif p.is_file():
             files.append(p)
         else:
