@@ -151,7 +151,10 @@ def shared_loader() -> LoaderProcess:
 
 def _describe(code: int | None) -> str:
     if code is not None and code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         return f"killed by {name}" + (", probably out of memory" if name == "SIGKILL" else "")
     return f"exit code {code}"
 

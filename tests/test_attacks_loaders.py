@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 
 from index import DocumentIndex
 from index.budget import LoadLimits
-from index.worker import shared_loader
+from index.worker import LoaderProcess, shared_loader
 
 FIXTURES = Path(__file__).parent / "fixtures" / "index"
 LOAD_SECONDS, INGEST_SECONDS, PEAK_MB = 30.0, 120.0, 500.0
@@ -152,3 +153,15 @@ def test_symlinks_out_of_the_folder_are_reported_not_followed(tmp_path):
     assert sorted(Path(p).name for p in report.added) == ["good.md", "inside-target.md"]
     assert not any("Ursula" in h.text or "telescope" in h.text for h in idx.search("vault combination", k=5))
     assert {Path(d.path).parent for d in idx.documents()} == {folder.resolve()}
+
+
+def test_without_a_loader_process_files_are_read_in_process(tmp_path, monkeypatch, caplog):
+    """Where no child process can start (a locked-down host), ingest still works, without time limits."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    loader = LoaderProcess()
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><title>Fallback</title></head><body><h2>Part</h2><p>Read here.</p></body></html>")
+    with caplog.at_level("WARNING"):
+        doc = loader.load(page, page.read_bytes(), LoadLimits())
+    assert doc.title == "Fallback" and doc.sections[0].heading == ["Part"]
+    assert "read in-process" in caplog.text and loader.peak_rss_mb == 0.0
