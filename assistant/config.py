@@ -34,7 +34,7 @@ class Config:
     decoder: str = "auto"  # local backend: auto (CTranslate2 int8 for the default model on a CPU, ~2x faster, text differs slightly) | transformers (float32, exact) | ctranslate2
     # Retrieval
     embedder: str = "all-MiniLM-L6-v2"  # bundled; any sentence-transformers id or path
-    embed_backend: str = "auto"  # auto (int8 ONNX on a CPU when onnxruntime is installed: ~2x faster, cosine ~0.997 of float32) | torch | onnx-int8
+    embed_backend: str = "auto"  # auto (int8 ONNX on a CPU when onnxruntime is installed: ~1.5x faster embedding, cosine ~0.997 of float32) | torch | onnx-int8
     reranker: str = ""  # optional cross-encoder id or path; empty = none
     top_k: int = 4  # passages shown as sources
     context_passages: int = 1  # passages put in the prompt: the small default model does best with one
