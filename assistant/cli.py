@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 from assistant.tasks.routing import TASK_CHOICES
+from foundation.model_paths import ModelNotFoundError
 from foundation.workspace import atomic_write_text, resolve_workspace
+from index.evaluation import evaluate as evaluate_retrieval, format_table as retrieval_table
+from ui.security import resolve_access
 
 
 def sample_docs_dir() -> Path:
@@ -27,7 +30,7 @@ def sample_docs_dir() -> Path:
 
 
 def _open(args):
-    from assistant import Assistant
+    from assistant import Assistant  # lazy for start-up speed: `--help` and `logs` never need the facade
 
     overrides = {}
     if getattr(args, "no_log", False):
@@ -99,7 +102,15 @@ def _serve_kwargs(args) -> dict:
                 allow_public_share=args.allow_public_share, api_keys=args.api_key, api_keys_file=args.api_keys_file)
 
 
+def _check_serve_options(args) -> None:
+    """Refuse a bad --share/--auth/--api-key combination before any model loads (seconds saved on a typo)."""
+    o = _serve_kwargs(args)
+    resolve_access(auth=o["auth"], auth_file=o["auth_file"], api_keys=o["api_keys"], api_keys_file=o["api_keys_file"],
+                   share=o["share"], allow_public_share=o["allow_public_share"])
+
+
 def cmd_serve(args) -> int:
+    _check_serve_options(args)
     from ui.server import serve  # Gradio and uvicorn take seconds to import: only the serving commands pay
 
     bot = _open(args)
@@ -110,6 +121,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    _check_serve_options(args)
     from ui.server import serve  # Gradio and uvicorn take seconds to import: only the serving commands pay
 
     bot = _open(args)
@@ -123,11 +135,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_eval_retrieval(args) -> int:
-    from index.evaluation import evaluate, format_table
-
     bot = _open(args)
-    result = evaluate(bot.index, Path(args.qa), ks=tuple(args.k))
-    print(format_table(result))
+    result = evaluate_retrieval(bot.index, Path(args.qa), ks=tuple(args.k))
+    print(retrieval_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
         print(f"wrote {args.json}")
@@ -261,8 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
-        from foundation.model_paths import ModelNotFoundError
-
         if args.verbose and not isinstance(exc, ModelNotFoundError):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,8 @@ class KeywordIndex:
     def from_tokens(cls, tokens: list[list[str]], show_progress: bool = False) -> "KeywordIndex":
         import bm25s
 
+        # bm25s sets its own logger to DEBUG, so "Building index from tokens" reaches the user's terminal
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         if not tokens:
             return cls(None, 0, [])
         corpus = [t or ["\u2205"] for t in tokens]  # empty docs still need a row
