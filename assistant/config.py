@@ -47,6 +47,13 @@ class Config:
     index_kind: str = "auto"  # auto (flat, then IVF past approx_threshold) | flat | ivf | hnsw
     approx_threshold: int = 50_000  # chunks before an approximate index pays off; exact below
     min_relevance: float = 0.25  # below this dense score nothing counts as relevant: decline
+    # Answering (see assistant/tasks/qa.py and evidence.py; figures on benchmarks/devset)
+    narrow_evidence: bool = True  # hand the model the best 1-3 sentences, not whole passages: small models answer better
+    evidence_sources: int = 3  # passages whose sentences compete to be the evidence; more = slower, rarely better
+    min_evidence: float = 0.60  # decline when no sentence scores this well for the question; higher = more declines
+    min_quote: float = 0.70  # quote the best window only when it scores this well; else decline. Lower = fewer declines, more wrong quotes
+    answer_candidates: int = 2  # windows the model may try before the best sentence is quoted; each try costs a generation
+    generate_cjk: bool = False  # let the model write Chinese answers (off: the default model cannot; quote instead)
     # Log
     database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...
     log_enabled: bool = True

@@ -31,6 +31,11 @@ MIN_CLAIM_TOKENS = 2
 
 _CITE_RE = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*[,，、;]\s*\d{1,3})*)\s*[\]】]")
 _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*")
+_IDENTIFIER_RE = re.compile(
+    r"(?<![\w-])--?[A-Za-z][\w-]*"  # command-line options
+    r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"  # snake_case names, SQLITE_MAX_COLUMN
+    r"|\b[A-Za-z_]\w*(?=\(\))"  # function calls written name()
+    r"|(?<![\w/])/(?:[\w.+-]+/)*[\w.+-]+")  # absolute paths
 _ABBREV = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "dr", "cf", "fig", "no", "approx", "incl", "eg", "ie"}
 
 
@@ -50,6 +55,15 @@ def overlap(claim: str, passage: str) -> float:
 
 def numbers(text: str) -> set[str]:
     return {n.rstrip(".,:") for n in _NUMBER_RE.findall(strip_citations(text))}
+
+
+def identifiers(text: str) -> set[str]:
+    """Options (`--force`, `-n`), snake_case or dotted names, calls (`strftime()`) and paths.
+
+    These are what a small model invents most plausibly ("use strftime() to truncate"), and a
+    reader cannot tell an invented one from a real one, so each must occur in the passage.
+    """
+    return {m.group(0).lower().rstrip(".,:;") for m in _IDENTIFIER_RE.finditer(strip_citations(text))}
 
 
 def parse_citations(text: str) -> list[int]:
@@ -132,9 +146,15 @@ def support_scores(claims: Sequence[str], passages: Sequence[str], embed: Embed 
     return w * cos + (1 - w) * lex
 
 
-def _numbers_ok(claim: str, passage: str) -> bool:
-    missing = numbers(claim) - numbers(passage)
-    return not missing
+def _terms_ok(claim: str, passage: str) -> bool:
+    """Every number and identifier of the claim occurs in the passage (case-insensitively)."""
+    if numbers(claim) - numbers(passage):
+        return False
+    wanted = identifiers(claim)
+    if not wanted:
+        return True
+    text = " ".join(passage.lower().split())
+    return all(term in text for term in wanted)
 
 
 def is_claim(sentence: str) -> bool:
@@ -173,7 +193,7 @@ def check_sentences(
         best_n, best = None, 0.0
         for n in candidates:
             s = float(scores[i, n - 1])
-            if not _numbers_ok(sentence, passages[n - 1]) or overlap(sentence, passages[n - 1]) < min_lex:
+            if not _terms_ok(sentence, passages[n - 1]) or overlap(sentence, passages[n - 1]) < min_lex:
                 s = min(s, threshold - 0.01)
             if best_n is None or s > best:
                 best_n, best = n, s

@@ -84,23 +84,39 @@ def test_best_passage_is_chosen_within_the_hits(models):
     assert [s.locator for s in answer.sources[1:]] == ["§ Keys > Storage", "§ Linux"]
 
 
-def test_unsupported_answer_is_flagged(models):
+def test_an_unsupported_answer_is_replaced_by_the_documents_own_sentence(models):
     ctx = fixed_ctx(models, "Open the Windows registry editor and delete the HKEY_KEYS folder.")
     answer, _ = run(ctx, "How do I rotate API keys?")
-    assert answer.declined and answer.extra["unsupported"]
-    assert "may not support" in answer.text and not answer.supported
+    assert "HKEY" not in answer.text and "registry" not in answer.text  # the invention is never shown
+    assert not answer.declined and answer.extra["extracted"] and answer.supported
+    assert "acme keys rotate" in answer.text and answer.text.endswith("[1]")
+    assert answer.sources[0].locator == "§ Keys > Rotation"
+    assert len(ctx.generator.prompts) == 2  # a second window was tried before quoting
+
+
+def test_an_unsupported_answer_on_weak_evidence_is_declined(models):
+    ctx = fixed_ctx(models, "Open the Windows registry editor and delete the HKEY_KEYS folder.",
+                    config=Config(min_quote=5.0))  # no sentence is strong enough to quote
+    answer, _ = run(ctx, "How do I rotate API keys?")
+    assert answer.declined and "HKEY" not in answer.text and answer.extra["reason"] == "no supported answer"
+
+
+def test_an_invented_option_makes_a_sentence_unsupported(models):
+    ctx = fixed_ctx(models, "Rotate the keys with acme keys rotate --force-now.")
+    answer, _ = run(ctx, "Which command rotates API keys?")
+    assert "--force-now" not in answer.text and answer.extra.get("extracted")
 
 
 def test_model_citations_are_checked(models):
     ctx = fixed_ctx(models, "Keys are stored encrypted with AES-256 [1]. The vault lives in the cloud [1].",
                     config=Config(context_passages=2))
     answer, _ = run(ctx, "Where and how are keys stored?")
-    assert [c.supported for c in answer.sentences] == [True, False]
-    assert not answer.declined and not answer.supported and answer.extra["cited_by_model"]
+    assert [c.supported for c in answer.sentences] == [True]  # the unsupported second sentence is not shown
+    assert "AES-256" in answer.text and "cloud" not in answer.text and not answer.declined
 
 
-def test_first_token_is_not_held_back(models):
-    ctx = fixed_ctx(models, "The old key stays valid for 24 hours after rotation.")
+def test_a_checked_sentence_is_shown_before_the_model_finishes(models):
+    ctx = fixed_ctx(models, "The old key stays valid for 24 hours after rotation. Then it is revoked.")
     gen = ctx.generator
     pulled = []
     original = gen.stream
@@ -113,7 +129,9 @@ def test_first_token_is_not_held_back(models):
     gen.stream = counting
     events = qa.run(ctx, TaskRequest(text="How long is the old key valid?", query="How long is the old key valid?"))
     first = next(e for e in events if isinstance(e, TextDelta))
-    assert first.text == pulled[0] and len(pulled) == 1
+    assert first.text.startswith("The old key stays valid for 24 hours")
+    words = len(gen.replies[0].split(" "))
+    assert len(pulled) < words  # shown while the second sentence was not yet generated
 
 
 @pytest.mark.parametrize("reply", [
@@ -190,4 +208,14 @@ def test_chinese_question_is_answered_and_checked(models):
     answer, _ = run(ctx, "max_connections 的默认值是多少？")
     assert not answer.declined and answer.sources[0].path == "docs/zh/配置.md"
     assert answer.sentences[0].supported and answer.text.endswith("[1]")
-    assert "请只根据上面的文字" in ctx.generator.prompts[0][-1]["content"]
+    assert "20" in answer.text and "\ufffd" not in answer.text
+    assert ctx.generator.prompts == []  # the default model cannot write Chinese: the document's words
+
+
+def test_chinese_answers_can_be_generated_when_configured(models):
+    zh = Source(path="docs/zh/配置.md", title="配置", locator="§ 数据库", snippet="max_connections", score=0.0,
+                text="max_connections 设置限制数据库连接池的大小。它的默认值是 20 个连接。")
+    ctx = fixed_ctx(models, "max_connections 的默认值是 20 个连接。", sources=[*SOURCES, zh],
+                    config=Config(generate_cjk=True))
+    answer, _ = run(ctx, "max_connections 的默认值是多少？")
+    assert "请只根据上面的文字" in ctx.generator.prompts[0][-1]["content"] and "20" in answer.text

@@ -2,7 +2,7 @@
 
 The served model only ever sees "passage + instruction + question" (see `assistant.tasks.qa`),
 so a model tuned on bare questions would learn a format it is never asked in. This module
-replays the QA task's own steps (retrieve, relevance gate, re-rank, `build_messages`) and keeps
+replays the QA task's own steps (`qa.plan`: retrieve, relevance gate, re-rank, narrow; `build_messages`) and keeps
 the messages it would have sent; the accepted answer becomes the assistant's reply.
 """
 from __future__ import annotations
@@ -11,8 +11,7 @@ from typing import Any
 
 from assistant.context import WorkspaceContext
 from assistant.tasks.base import TaskRequest
-from assistant.tasks.budget import rank_passages, relevance
-from assistant.tasks.qa import build_messages
+from assistant.tasks.qa import build_messages, plan
 
 
 def qa_messages(bot, question: str, *, model: str | None = None) -> list[dict[str, str]] | None:
@@ -20,13 +19,10 @@ def qa_messages(bot, question: str, *, model: str | None = None) -> list[dict[st
     ctx = WorkspaceContext(bot.index, bot.config, bot.generator(model))  # as served: same budget, same tokenizer
     query = " ".join(question.split())
     request = TaskRequest(text=query, query=query, k=bot.config.top_k)
-    hits = ctx.retrieve(query, request.k)
-    if not hits or relevance(ctx, query, hits) < bot.config.min_relevance:
+    found = plan(ctx, request)
+    if found is None or not found.evidence or found.evidence[0].score < bot.config.min_evidence:
         return None
-    ranked = rank_passages(ctx, query, hits)
-    n_ctx = max(1, min(bot.config.context_passages, len(hits)))
-    chosen = [hits[i] for i, _ in ranked[:n_ctx]]
-    messages, _given = build_messages(ctx, request, chosen)
+    messages, _given = build_messages(ctx, request, [found.evidence[0]])
     return messages
 
 

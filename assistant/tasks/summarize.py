@@ -15,6 +15,7 @@ from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta, generate_text
 from assistant.tasks.budget import answer_room, closest_list, fit_text, passage_text, prompt_budget, relevance
 from assistant.tasks.streams import repeated_tail_cut, until_repeat
+from assistant.tasks.summary_shape import requested_shape, shaped_summary
 from assistant.types import Answer, SentenceCheck, Source
 
 PART_TOKENS = 600  # tokens of source text per map step; the 135M model loses the thread past this
@@ -76,6 +77,8 @@ def find_document(ctx: TaskContext, text: str) -> tuple[str, list[Source]] | Non
 
 def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     found = find_document(ctx, req.text) or (find_document(ctx, req.query) if req.query != req.text else None)
+    if not found and req.path_prefix:  # a caller (or `eval summaries`) naming the document outright
+        found = find_document(ctx, f'"{req.path_prefix}"')
     if found:
         name, sources = found
         yield Status(f"summarising {sources[0].title or sources[0].path} ({len(sources)} sections)")
@@ -93,6 +96,15 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
                                 declined=True, extra={"relevance": round(best, 4)}))
             return
         name = ""
+    shape = requested_shape(req.text)
+    if shape is not None:
+        yield Status(f"writing a summary as {shape.kind}")
+        text, checks = shaped_summary(ctx, req, sources, shape)
+        yield TextDelta(text)
+        yield Result(Answer(text=text, sources=sources, task="summarize", question=req.text,
+                            standalone_query=req.query, sentences=checks,
+                            extra={"document": name, "form": shape.kind, "count": shape.count}))
+        return
     yield from summarise_sources(ctx, req, sources, document=name)
 
 

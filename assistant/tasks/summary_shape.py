@@ -1,0 +1,122 @@
+"""Summaries in the form the user asked for: one sentence, N bullets or one paragraph.
+
+Asked for "one sentence", the default model used to write ~140 words, some of them invented, and
+scored below simply quoting the page's first words. So a shaped summary:
+- leads with what the document says about its own purpose: its abstract / description /
+  introduction section, or else its first prose passage ("purpose passage");
+- lets the model write only what fits its strength (one or a few sentences from ~120 words),
+  keeps the sentences the checks find supported, and falls back to the document's own words;
+- gives bullets as sentences quoted from different sections (the purpose first), each cited.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from assistant import grounding
+from assistant.tasks.base import TaskContext, TaskRequest, generate_text
+from assistant.tasks.budget import fit_text, passage_text
+from assistant.types import SentenceCheck, Source
+
+PURPOSE_HEADINGS = re.compile(r"\b(description|abstract|introduction|overview|summary|about|purpose|"
+                              r"简介|描述|概述|说明)\b", re.IGNORECASE)
+PURPOSE_WORDS = 120  # what the model reads: it summarises ~120 words well and more badly
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
+_SENTENCE = re.compile(r"\b(?:in |as )?(?:one|a single|1)[- ]sentence\b|一句话", re.IGNORECASE)
+_BULLETS = re.compile(r"\b(\d{1,2}|one|two|three|four|five|six|seven)?\s*(?:bullet(?:\s*point)?s?|key points|points)\b",
+                      re.IGNORECASE)
+_PARAGRAPH = re.compile(r"\bparagraph\b|一段", re.IGNORECASE)
+SENTENCE_PROMPT = "{text}\n\nIn one short sentence, what does the text above say {name} is for?"
+_RUNNING_HEADER = re.compile(r"(?m)^\s*([A-Z][A-Z0-9_.-]*\(\w+\))\s+.*?\s+\1\s*$")
+_BOILERPLATE = re.compile(r"copyright|©|license|licence|free software|all rights reserved|written by|report bugs|"
+                         r"mandatory arguments to long options", re.IGNORECASE)
+PARAGRAPH_PROMPT = "{text}\n\nSummarise the text above in two or three sentences."
+
+
+@dataclass
+class Shape:
+    kind: str  # "sentence" | "bullets" | "paragraph"
+    count: int = 1  # bullets wanted
+
+
+def requested_shape(request: str) -> Shape | None:
+    """The form a request asks for, or None when it names none (the usual summary then)."""
+    if _SENTENCE.search(request):
+        return Shape("sentence")
+    found = list(_BULLETS.finditer(request))
+    if found:
+        counted = [m for m in found if m.group(1)]  # "key points ... in five bullets": the number wins
+        raw = (counted[0].group(1) if counted else "3").lower()
+        return Shape("bullets", max(1, min(10, int(NUMBER_WORDS.get(raw, raw)))))
+    if _PARAGRAPH.search(request):
+        return Shape("paragraph")
+    return None
+
+
+def purpose_index(sources: Sequence[Source]) -> int:
+    """The passage where a document says what it is: a description/abstract section, else the
+    first passage with a real sentence (not a synopsis or a table of options)."""
+    for i, s in enumerate(sources):
+        if PURPOSE_HEADINGS.search(f"{s.heading} {s.locator}") and _prose(passage_text(s)):
+            return i
+    for i, s in enumerate(sources):
+        if _prose(passage_text(s)):
+            return i
+    return 0
+
+
+def _prose(text: str) -> list[str]:
+    """Sentences that read as prose: several words, not an option line such as "-a, --all",
+    without running headers ("LS(1)  User Commands  LS(1)") or copyright lines."""
+    text = _RUNNING_HEADER.sub(" ", text)
+    return [s for s in grounding.split_sentences(text)
+            if len(s.split()) >= 4 and not s.lstrip().startswith(("-", "#", "|"))
+            and not _BOILERPLATE.search(s) and grounding.is_claim(s)]
+
+
+def shaped_summary(ctx: TaskContext, req: TaskRequest, sources: list[Source], shape: Shape
+                   ) -> tuple[str, list[SentenceCheck]]:
+    """The summary text (every sentence followed by its [n]) and its checks."""
+    lead = purpose_index(sources)
+    purpose = fit_text(ctx, " ".join(_prose(passage_text(sources[lead])) or [passage_text(sources[lead])]),
+                       int(PURPOSE_WORDS * 1.4))
+    n = lead + 1
+    if shape.kind == "bullets":
+        items = [(n, _first_sentence(purpose))] + _other_points(ctx, sources, lead, shape.count - 1)
+        lines = [f"- {s} [{k}]" for k, s in items[:shape.count]]
+        return "\n".join(lines), [SentenceCheck(s, [k], True, 1.0) for k, s in items[:shape.count]]
+    name = sources[lead].title or "it"
+    prompt = (SENTENCE_PROMPT if shape.kind == "sentence" else PARAGRAPH_PROMPT).format(text=purpose, name=name)
+    out = generate_text(ctx, [{"role": "user", "content": prompt}], max_new_tokens=48 if shape.kind == "sentence" else 120,
+                        temperature=req.temperature, stop=["\n\n"])
+    limit = 1 if shape.kind == "sentence" else 2  # short: a paragraph of two checked sentences
+    kept = [c for c in grounding.check_sentences(" ".join(out.split()), [purpose], ctx.embed)
+            if c.supported and grounding.is_claim(c.text)][:limit]
+    if not kept:  # the model's words are not backed by the document: use the document's own
+        kept = [SentenceCheck(s, [1], True, 1.0) for s in _prose(purpose)[:limit] or [purpose]]
+    sentences = [grounding.strip_citations(c.text) for c in kept]
+    text = " ".join(f"{s} [{n}]" for s in sentences)
+    return text, [SentenceCheck(s, [n], True, c.score) for s, c in zip(sentences, kept)]
+
+
+def _first_sentence(text: str) -> str:
+    sentences = grounding.split_sentences(text)
+    return sentences[0] if sentences else text
+
+
+def _other_points(ctx: TaskContext, sources: list[Source], lead: int, count: int) -> list[tuple[int, str]]:
+    """The first prose sentence of the next sections that say something new, in document order."""
+    points: list[tuple[int, str]] = []
+    seen = {_first_sentence(" ".join(_prose(passage_text(sources[lead])))).lower()}
+    order = [i for i in range(len(sources)) if i != lead]
+    for i in order:
+        for sentence in _prose(passage_text(sources[i])):
+            key = sentence.lower()
+            if key not in seen and len(sentence.split()) <= 40:
+                seen.add(key)
+                points.append((i + 1, sentence))
+                break
+        if len(points) >= count:
+            break
+    return points

@@ -1,0 +1,90 @@
+"""Issue 13's levers, each on real text: stricter checks, narrowing, quoting, shaped summaries."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant import grounding
+from assistant.evaluation.summaries import form_respected
+from assistant.tasks.evidence import MAX_EVIDENCE_WORDS, narrow
+from assistant.tasks.summary_shape import requested_shape
+from doubles import MemoryContext, default_models
+from index.types import Source
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_an_invented_identifier_number_or_option_is_unsupported():
+    passage = "Timestamps are truncated with the date_trunc function. The server listens on port 8420."
+    assert grounding.check_sentences("Timestamps are truncated with date_trunc [1].", [passage], None)[0].supported
+    for invented in ("Timestamps are truncated with strftime() [1].",
+                     "Timestamps are truncated with the date_round function [1].",
+                     "The server listens on port 6333 [1].",
+                     "Timestamps are truncated with date_trunc --utc [1]."):
+        assert not grounding.check_sentences(invented, [passage], None)[0].supported, invented
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return default_models()[1]
+
+
+def _page_sources(path: Path) -> list[Source]:
+    """A real page cut into its sections, as retrieval would hand them over."""
+    sections, current = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") and current:
+            sections.append("\n".join(current))
+            current = []
+        current.append(line)
+    sections.append("\n".join(current))
+    return [Source(path=str(path), title="Configuration", locator=f"part {i}", snippet=t[:80], score=0.0, text=t)
+            for i, t in enumerate(sections) if t.strip()]
+
+
+def test_narrowing_finds_the_sentence_that_answers_on_a_real_page(embedder):
+    sources = _page_sources(DOCS / "configuration.md")
+    ctx = MemoryContext(sources, None, embedder)
+    best = narrow(ctx, "How many passages are shown as sources by default?", sources, max_sources=len(sources))[0]
+    assert "top_k" in best.sentence and "4" in best.text
+    assert len(best.text.split()) <= MAX_EVIDENCE_WORDS
+    assert len(best.text) < len(sources[best.source].text)  # narrower than the section it came from
+
+
+@pytest.mark.parametrize("request_text, kind, count", [
+    ("Summarise the manual page for ls in one sentence.", "sentence", 1),
+    ("Summarise cp in 3 bullet points.", "bullets", 3),
+    ("Give me the key points of mount in five bullets", "bullets", 5),
+    ("Summarise fine-tuning.md in a short paragraph", "paragraph", 1),
+    ("用一句话总结这篇文档", "sentence", 1),
+])
+def test_the_requested_form_is_read_from_the_request(request_text, kind, count):
+    shape = requested_shape(request_text)
+    assert shape is not None and (shape.kind, shape.count) == (kind, count)
+    assert requested_shape("Summarise the fine-tuning guide") is None
+
+
+def test_a_one_sentence_summary_is_one_sentence(demo_bot):
+    answer = demo_bot.ask("Summarise configuration.md in one sentence.", task="summarize", log=False)
+    assert form_respected(answer.text, "sentence"), answer.text
+    assert answer.supported and answer.sources and Path(answer.sources[0].path).name == "configuration.md"
+
+
+def test_three_bullets_are_three_cited_sentences_from_the_document(demo_bot):
+    answer = demo_bot.ask("Summarise conversation-log.md in 3 bullets.", task="summarize", log=False)
+    assert form_respected(answer.text, "bullets:3"), answer.text
+    page = " ".join((DOCS / "conversation-log.md").read_text(encoding="utf-8").split())
+    for line in answer.text.splitlines():
+        quoted = grounding.strip_citations(line.lstrip("- "))
+        assert quoted in page or quoted.rstrip(".") in page, quoted  # quoted, not invented
+
+
+def test_a_chinese_question_gets_the_documents_own_sentence(demo_bot):
+    answer = demo_bot.ask("如何导入文档？", log=False)
+    assert "\ufffd" not in answer.text
+    if not answer.declined:
+        assert answer.extra.get("extracted") and answer.text.endswith("[1]")
+        page = (DOCS / "zh" / "快速入门.md").read_text(encoding="utf-8")
+        quoted = grounding.strip_citations(answer.text).rstrip(" …")
+        assert quoted.split()[0] in page
