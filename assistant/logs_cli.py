@@ -227,6 +227,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"exported {len(records)} record(s) to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(body)
+        if not records:  # stderr, so a pipe still gets empty JSONL
+            print("exported 0 records" + (" (nothing is rated yet)" if args.rated_only else ""), file=sys.stderr)
     return 0
 
 
