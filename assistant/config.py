@@ -52,7 +52,8 @@ class Config:
     evidence_sources: int = 3  # passages whose sentences compete to be the evidence; more = slower, rarely better
     min_evidence: float = 0.60  # decline when no sentence scores this well for the question; higher = more declines
     min_quote: float = 0.70  # quote the best window only when it scores this well; else decline. Lower = fewer declines, more wrong quotes
-    answer_candidates: int = 2  # windows the model may try before the best sentence is quoted; each try costs a generation
+    answer_candidates: int = 2  # windows the model may try before the best window is quoted; each try costs a generation; 0 = quote only
+    quote_evidence: bool = True  # show the evidence window under the model's answer: the facts in the document's own words
     generate_cjk: bool = False  # let the model write Chinese answers (off: the default model cannot; quote instead)
     # Log
     database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...

