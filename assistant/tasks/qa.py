@@ -91,12 +91,14 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         raise ValueError("empty question: type a question about your documents")
     yield Status("searching the documents")
     found = plan(ctx, req)
-    if found is None or not found.evidence or found.evidence[0].score < ctx.config.min_evidence:
+    chinese = has_cjk(req.text)
+    gate = ctx.config.min_evidence_cjk if chinese else ctx.config.min_evidence
+    if found is None or not found.evidence or found.evidence[0].score < gate:
         yield from _decline(req, found.sources if found else [], found.relevance if found else 0.0,
                             "no hits" if found is None else ("below min_relevance" if not found.evidence
                                                              else "no sentence answers it"))
         return
-    if has_cjk(req.text) and not ctx.config.generate_cjk:
+    if chinese and not ctx.config.generate_cjk:
         yield from _quote(req, found, reason="chinese")
         return
     for n, ev in enumerate(found.evidence[:ctx.config.answer_candidates]):
