@@ -11,13 +11,11 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from foundation.workspace import cache_dir
+from foundation.workspace import atomic_folder, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +184,7 @@ def convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.warning("Converting %s once into %s (later loads reuse it)", gguf_file, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_folder(target) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
         model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_file)
         # The weights are de-quantised to float32 already; drop the GGUF marker so they can be saved.
@@ -198,12 +194,6 @@ def convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "CONVERTED_FROM").write_text(f"{folder / gguf_file}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_causal_lm(name_or_path: str, *, device: str = "cpu", dtype=None):

@@ -1,11 +1,13 @@
 """The workspace: one folder holds one assistant, and every write to it is atomic."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 DEFAULT_WORKSPACE = "workspace"
 
@@ -55,3 +57,22 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "domain-assistant"
     )
     return Path(base)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Build a folder in a temporary sibling and swap it in whole when the block succeeds.
+
+    Converted models are written this way: a crash mid-conversion leaves no half folder that a
+    later start would mistake for a finished one.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -21,13 +21,11 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from foundation.workspace import atomic_write_json, cache_dir
+from foundation.workspace import atomic_folder, atomic_write_json, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +77,11 @@ def ensure_int8_export(model_path: str) -> Path:
     if export_cached(model_path):
         return target
     log.warning("Exporting the embedder %s to int8 ONNX once into %s (later loads reuse it)", model_path, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        _export(model_path, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        with atomic_folder(target) as tmp:
+            _export(model_path, tmp)
     except Exception as exc:
         raise Int8Unavailable(f"Could not export {model_path} to int8 ONNX: {exc}") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -57,3 +57,13 @@ def held_back(text: str, stop: Sequence[str] | None) -> int:
                 longest = max(longest, n)
                 break
     return longest
+
+
+def releasable(text: str, sent: int, stop: Sequence[str] | None) -> tuple[str, int, bool]:
+    """What of the text generated so far may be streamed now: (new piece, new sent, stopped).
+
+    Text up to a stop sequence is released; a tail that could still grow into one is held back.
+    """
+    cut, stopped = cut_at_stop(text, stop)
+    safe = len(cut) if stopped else len(cut) - held_back(cut, stop)
+    return (cut[sent:safe], safe, stopped) if safe > sent else ("", sent, stopped)

@@ -15,15 +15,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from assistant.generation.base import GenerationStats, Messages, cut_at_stop, held_back
-from foundation.workspace import cache_dir
+from assistant.generation.base import GenerationStats, Messages, cut_at_stop, releasable
+from foundation.workspace import atomic_folder, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +49,8 @@ def ensure_converted(path: str) -> Path:
     if not Path(path).is_dir():
         raise ValueError(f"{path!r} is not a local model folder; only local folders are converted")
     log.warning("Converting %s to CTranslate2 int8 once into %s (later loads reuse it)", path, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_folder(target) as tmp:
         ctranslate2.converters.TransformersConverter(path).convert(str(tmp), quantization="int8", force=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -134,11 +124,9 @@ class CTranslate2Generator:
                     text = decoded
                     if text and not stats.ttft_ms:
                         stats.ttft_ms = (time.perf_counter() - start) * 1000
-                    cut, stopped = cut_at_stop(text, stop)
-                    safe = len(cut) if stopped else len(cut) - held_back(cut, stop)
-                    if safe > sent:
-                        yield cut[sent:safe]
-                        sent = safe
+                    ready, sent, stopped = releasable(text, sent, stop)
+                    if ready:
+                        yield ready
                     if stopped:
                         break
             finally:

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 from foundation.devices import pick_device
 from foundation.model_paths import load_causal_lm
-from assistant.generation.base import GenerationStats, Messages, cut_at_stop, held_back
+from assistant.generation.base import GenerationStats, Messages, cut_at_stop, releasable
 
 
 class AnswerNoRepeatNGram:
@@ -125,11 +125,9 @@ class LocalGenerator:
                     if not stats.ttft_ms:
                         stats.ttft_ms = (time.perf_counter() - start) * 1000
                     text += piece
-                    cut, stopped = cut_at_stop(text, stop)
-                    safe = len(cut) if stopped else len(cut) - held_back(cut, stop)
-                    if safe > sent:
-                        yield cut[sent:safe]
-                        sent = safe
+                    ready, sent, stopped = releasable(text, sent, stop)
+                    if ready:
+                        yield ready
                     if stopped:
                         break
             finally:
