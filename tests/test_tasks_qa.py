@@ -219,3 +219,9 @@ def test_chinese_answers_can_be_generated_when_configured(models):
                     config=Config(generate_cjk=True))
     answer, _ = run(ctx, "max_connections 的默认值是多少？")
     assert "请只根据上面的文字" in ctx.generator.prompts[0][-1]["content"] and "20" in answer.text
+
+
+def test_filler_before_the_answer_is_not_shown(models):
+    ctx = fixed_ctx(models, "Sure! The old key stays valid for 24 hours after rotation.")
+    answer, _ = run(ctx, "How long does the old key stay valid after rotation?")
+    assert answer.text.startswith("The old key stays valid for 24 hours") and "Sure" not in answer.text

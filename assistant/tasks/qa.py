@@ -144,31 +144,36 @@ def _checked_answer(ctx: TaskContext, req: TaskRequest, ev: Evidence, checks: li
             text += piece
             sentences = grounding.split_sentences(text)
             for sentence in sentences[shown:-1]:  # the last one may still grow
-                if not _accept(ctx, sentence, given, checks):
-                    return
-                yield TextDelta(_shown(sentence, len(checks)))
                 shown += 1
+                verdict = _verdict(ctx, sentence, given, checks)
+                if verdict == "stop":
+                    return
+                if verdict == "show":
+                    yield TextDelta(_shown(sentence, len(checks)))
+                    if len(checks) >= MAX_ANSWER_SENTENCES:
+                        return
+        for sentence in grounding.split_sentences(text)[shown:]:
+            verdict = _verdict(ctx, sentence, given, checks)
+            if verdict == "stop":
+                return
+            if verdict == "show":
+                yield TextDelta(_shown(sentence, len(checks)))
                 if len(checks) >= MAX_ANSWER_SENTENCES:
                     return
-        for sentence in grounding.split_sentences(text)[shown:]:
-            if not _accept(ctx, sentence, given, checks):
-                return
-            yield TextDelta(_shown(sentence, len(checks)))
-            if len(checks) >= MAX_ANSWER_SENTENCES:
-                return
     finally:
         stream.close()
 
 
-def _accept(ctx: TaskContext, sentence: str, given: list[str], checks: list[SentenceCheck]) -> bool:
-    """Check one sentence against the evidence; a claim must be supported, filler is skipped."""
+def _verdict(ctx: TaskContext, sentence: str, given: list[str], checks: list[SentenceCheck]) -> str:
+    """"show" a supported claim (appended to `checks`), "skip" filler before the answer
+    ("Sure."), "stop" at an unsupported claim or at filler after the answer."""
     if not grounding.is_claim(sentence):
-        return not checks  # "Sure." before the answer is harmless; after it, it ends the answer
+        return "stop" if checks else "skip"
     check = grounding.check_sentences(sentence, given, ctx.embed)[0]
     if not check.supported:
-        return False
+        return "stop"
     checks.append(replace(check, text=grounding.strip_citations(sentence), citations=[1]))
-    return True
+    return "show"
 
 
 def _shown(sentence: str, count: int) -> str:
