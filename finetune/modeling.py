@@ -5,6 +5,7 @@ so no function here asks which method is running.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ import torch
 from finetune.config import TrainConfig, TrainingError
 from finetune.runtime import Runtime
 from foundation.model_paths import resolve_generator
+
+# transformers 5 warns about its own deprecated helper whenever peft checks for gradient
+# checkpointing; the user can do nothing about it, so it is not shown.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 PEFT_HINT = "LoRA needs peft: pip install 'domain-assistant[finetune]'"
 
