@@ -88,3 +88,10 @@ def test_a_chinese_question_gets_the_documents_own_sentence(demo_bot):
         page = (DOCS / "zh" / "快速入门.md").read_text(encoding="utf-8")
         quoted = grounding.strip_citations(answer.text).rstrip(" …")
         assert quoted.split()[0] in page
+
+
+def test_training_targets_leave_out_the_quoted_evidence():
+    from assistant.improve.data import clean_answer
+
+    shown = "The variable is ASSISTANT_WORKSPACE. [1]\n\n> Choose the folder with `--workspace DIR` ... [1]"
+    assert clean_answer(shown) == "The variable is ASSISTANT_WORKSPACE."

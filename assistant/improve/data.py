@@ -42,6 +42,7 @@ def clean_answer(text: str) -> str:
     The QA task appends these itself, so training targets and scored answers leave them out.
     """
     text = (text or "").split(UNSUPPORTED_NOTE.split(";")[0])[0]  # the note's head: robust to wording after it
+    text = re.sub(r"(?m)^> .*$", "", text)  # the evidence quoted under an answer is the document's, not the model's
     if text.startswith(DECLINE):
         text = DECLINE
     return " ".join(_CITATION.sub("", text).split())
