@@ -3,7 +3,8 @@
 Held-out questions go through `Assistant.ask(q, model=..., log=False)`: retrieval, the prompt,
 the model and the grounding checks, exactly as served. Scores:
 - token F1 / exact match (SQuAD normalisation) of the answer's words against the accepted answer
-  (citation marks and the "may not be supported" note are stripped from both first);
+  (citation marks, the quoted evidence and the "may not be supported" note are stripped first;
+  an answer quoted from the documents instead of the model's scores 0: the model's words failed);
 - citation accuracy: the answer cites a passage of the document that holds the accepted answer;
 - decline accuracy: questions users agreed should be declined are still declined;
 - sanity: a small fixed set of general questions, answered closed-book, so a candidate that
@@ -64,11 +65,14 @@ def evaluate_heldout(bot, model: str, items: list[Accepted], expected: dict[str,
             declines.append(1.0 if ans.declined else 0.0)
             samples.append({"question": item.question, "reference": "(decline)", "prediction": ans.text[:200]})
             continue
-        pred = clean_answer(ans.text)
+        # An answer quoted from the documents because the model's own was not supported scores the
+        # model, not the quote: nothing the model wrote reached the user.
+        extracted = bool(ans.extra.get("extracted"))
+        pred = "" if extracted else clean_answer(ans.text)
         f1, em = _scores(pred, item.answer)
         f1s.append(f1)
         ems.append(em)
-        unsupported.append(1.0 if ans.extra.get("unsupported") or ans.declined else 0.0)
+        unsupported.append(1.0 if extracted or ans.extra.get("unsupported") or ans.declined else 0.0)
         want = expected.get(item.message_id)
         if want:
             cited = [s.path for s in ans.cited_sources]

@@ -49,6 +49,7 @@ MAX_ANSWER_SENTENCES = 2
 # stays an answer rather than a page.
 QUOTE_WORDS = 70
 MAX_ANSWER_WORDS = 80  # answer and quote together: an answer, not a page
+QUOTE_CHUNK_WORDS = 6
 
 
 @dataclass
@@ -208,7 +209,9 @@ def _quote(req: TaskRequest, found: Plan, *, reason: str) -> Iterator[Event]:
     sentence = _words_at_most(grounding.strip_citations(best.text), QUOTE_WORDS)
     sources = _cited_first(found.sources, best.source)
     text = f"{sentence} [1]"
-    yield TextDelta(text)
+    words = text.split(" ")
+    for start in range(0, len(words), QUOTE_CHUNK_WORDS):  # streamed like generated text
+        yield TextDelta(" ".join(words[start:start + QUOTE_CHUNK_WORDS]) + (" " if start + QUOTE_CHUNK_WORDS < len(words) else ""))
     yield Result(Answer(text=text, sources=sources, task="qa", question=req.text, standalone_query=req.query,
                         sentences=[SentenceCheck(sentence, [1], True, 1.0)],
                         extra={"relevance": round(found.relevance, 4), "extracted": True, "reason": reason,
