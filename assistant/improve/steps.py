@@ -169,7 +169,9 @@ def eval_key(run: CycleRun, model: str, sanity: list[dict[str, str]]) -> str:
     parts = [_model_identity(run.workspace, model), current_generation(run.workspace / "index") or "",
              json.dumps([[h.message_id, h.question, h.answer, h.declined] for h in run.data.heldout]),
              json.dumps(sanity), json.dumps([c.top_k, c.context_passages, c.max_new_tokens, c.min_relevance,
-                                             c.temperature, c.context_window, c.backend])]
+                                             c.temperature, c.context_window, c.backend, c.narrow_evidence,
+                                             c.evidence_sources, c.min_evidence, c.min_quote, c.answer_candidates,
+                                             c.quote_evidence])]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
