@@ -67,7 +67,7 @@ def _sentences(text: str) -> list[str]:
     out: list[str] = []
     for s in split_sentences(text):
         s = s.strip()
-        if not s or s.startswith("#"):
+        if not s or s.startswith(("#", "```", "~~~")):  # headings and code-fence markers are markup
             continue
         if out and out[-1].endswith((":", ",")):
             out[-1] = f"{out[-1]} {s}"
