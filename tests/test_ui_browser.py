@@ -132,12 +132,13 @@ def test_code_task_renders_highlighted_code(page):
     ask(page, "Write a Python function that returns the workspace folder from ASSISTANT_WORKSPACE.")
     page.wait_for_selector("#chatbot pre code")
     # The answer is finished once a code block is shown without the streaming cursor and the
-    # chat text stops changing (the sandbox/syntax report comes after the code).
+    # chat text stops changing (the sandbox/syntax report comes after the code). The code block is
+    # the last one in the chat: an earlier answer may quote a document's own code.
     page.wait_for_function(
-        "() => { const c = document.querySelector('#chatbot pre code');"
+        "() => { const all = document.querySelectorAll('#chatbot pre code'); const c = all[all.length - 1];"
         " return c && c.innerText.trim().length > 0 && !document.querySelector('#chatbot').innerText.includes('▌'); }",
         timeout=300_000)
-    code = page.locator("#chatbot pre code").first
+    code = page.locator("#chatbot pre code").last
     assert code.inner_text().strip()
     assert code.locator("span").count() > 0  # tokens wrapped for syntax colouring
 
