@@ -139,21 +139,8 @@ def _checked_answer(ctx: TaskContext, req: TaskRequest, ev: Evidence, checks: li
         ctx.generate_stream(messages, max_new_tokens=min(ANSWER_TOKENS, ctx.config.max_new_tokens),
                             temperature=req.temperature, stop=STOP),
         req.text, INSTRUCTION_ECHOES))
-    text, shown = "", 0
     try:
-        for piece in stream:
-            text += piece
-            sentences = grounding.split_sentences(text)
-            for sentence in sentences[shown:-1]:  # the last one may still grow
-                shown += 1
-                verdict = _verdict(ctx, sentence, given, checks)
-                if verdict == "stop":
-                    return
-                if verdict == "show":
-                    yield TextDelta(_shown(sentence, len(checks)))
-                    if len(checks) >= MAX_ANSWER_SENTENCES:
-                        return
-        for sentence in grounding.split_sentences(text)[shown:]:
+        for sentence in _complete_sentences(stream):
             verdict = _verdict(ctx, sentence, given, checks)
             if verdict == "stop":
                 return
@@ -163,6 +150,17 @@ def _checked_answer(ctx: TaskContext, req: TaskRequest, ev: Evidence, checks: li
                     return
     finally:
         stream.close()
+
+
+def _complete_sentences(stream: Iterator[str]) -> Iterator[str]:
+    """Each sentence of a token stream once it is complete (the last one when the stream ends)."""
+    text, done = "", 0
+    for piece in stream:
+        text += piece
+        sentences = grounding.split_sentences(text)
+        yield from sentences[done:-1]  # the last one may still grow
+        done = max(done, len(sentences) - 1)
+    yield from grounding.split_sentences(text)[done:]
 
 
 def _verdict(ctx: TaskContext, sentence: str, given: list[str], checks: list[SentenceCheck]) -> str:
