@@ -122,7 +122,6 @@ def test_cli_eval_retrieval_compares_the_three_modes(demo_bot, tmp_path):
 
 def test_warm_up_loads_the_model_embedder_and_log_before_the_first_question(tmp_path):
     """`assistant serve` warms up first, so the first visitor does not wait for loading."""
-    from assistant import Assistant
 
     bot = Assistant.open(tmp_path / "ws")
     try:

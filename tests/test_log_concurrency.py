@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from assistant.log import ConversationLog

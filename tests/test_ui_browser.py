@@ -131,14 +131,14 @@ def test_code_task_renders_highlighted_code(page):
     page.locator("#task label").filter(has_text="Code").click()
     ask(page, "Write a Python function that returns the workspace folder from ASSISTANT_WORKSPACE.")
     page.wait_for_selector("#chatbot pre code")
-    # The answer is finished once a code block is shown without the streaming cursor and the
-    # chat text stops changing (the sandbox/syntax report comes after the code). The code block is
-    # the last one in the chat: an earlier answer may quote a document's own code.
+    # The answer is finished once a code block is shown without the streaming cursor (the
+    # sandbox/syntax report comes after the code). Only code outside the collapsed source passages
+    # counts: a cited passage may hold a document's own code block, empty while it is closed.
     page.wait_for_function(
-        "() => { const all = document.querySelectorAll('#chatbot pre code'); const c = all[all.length - 1];"
+        "() => { const c = [...document.querySelectorAll('#chatbot pre code')].find(e => !e.closest('details'));"
         " return c && c.innerText.trim().length > 0 && !document.querySelector('#chatbot').innerText.includes('▌'); }",
         timeout=300_000)
-    code = page.locator("#chatbot pre code").last
+    code = page.locator("#chatbot pre code:not(details pre code)").first
     assert code.inner_text().strip()
     assert code.locator("span").count() > 0  # tokens wrapped for syntax colouring
 
