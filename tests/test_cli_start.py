@@ -51,3 +51,21 @@ def test_uncached_hub_embedder_fails_at_once(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="ASSISTANT_EMBEDDER"):
         resolve_embedder("no-such-org/no-such-embedder")
+
+
+def test_a_cold_answer_on_a_cpu_needs_neither_torch_nor_transformers(demo_bot):
+    """The int8 decoder and embedder read their tokenizers with `tokenizers` and the device is known
+    without torch on a machine with no GPU driver: a cold `ask` skips ~2 s of imports."""
+    from foundation.devices import no_accelerator_here
+
+    code = ("import sys; from assistant.cli import main\n"
+            f"main(['--workspace', {str(demo_bot.workspace)!r}, 'ask', 'Which environment variable chooses the workspace folder?'])\n"
+            "print('LOADED:' + ','.join(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "ASSISTANT_WORKSPACE" in out.stdout  # it answered, from the bundled configuration page
+    loaded = {m for m in out.stdout.rsplit("LOADED:", 1)[1].strip().split(",") if m}
+    if no_accelerator_here():
+        assert loaded == set(), loaded
+    else:  # a GPU machine asks torch which device to use
+        assert "transformers" not in loaded or "torch" in loaded

@@ -52,10 +52,30 @@ def test_greedy_output_matches_transformers_within_a_bound(fast, exact):
     """int8 activations change late tokens a little: a short answer is identical, and on a list the
     first lines agree (measured: transformers stops after three colours, int8 lists five)."""
     assert "".join(fast.stream(CAPITAL, max_new_tokens=24)) == "".join(exact.stream(CAPITAL, max_new_tokens=24))
-    a = fast.tokenizer("".join(fast.stream(COLOURS, max_new_tokens=24)))["input_ids"]
+    a = fast.tokenizer.encode("".join(fast.stream(COLOURS, max_new_tokens=24)), add_special_tokens=True)
     b = exact.tokenizer("".join(exact.stream(COLOURS, max_new_tokens=24)))["input_ids"]
     common = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     assert common >= 8, (a, b)
+
+
+def test_chat_tokenizer_matches_transformers_without_importing_it(fast, exact):
+    """The cold path reads tokenizer.json and renders the chat template itself: same ids, same text."""
+    from assistant.generation.chat_tokenizer import ChatTokenizer
+
+    assert isinstance(fast.tokenizer, ChatTokenizer)
+    conversations = [
+        CAPITAL,
+        [{"role": "system", "content": "Answer from the passage."}, {"role": "user", "content": "Passage: x = 1.\nWhat is x?"}],
+        [{"role": "user", "content": "如何导入文档？"}, {"role": "assistant", "content": "用 ingest。"},
+         {"role": "user", "content": "and then?  Tabs\tand  spaces"}],
+    ]
+    for messages in conversations:
+        want = exact.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+        assert fast.tokenizer.chat_ids(messages) == list(want)
+        assert fast.tokenizer.decode(want) == exact.tokenizer.decode(want, skip_special_tokens=True)
+    text = "ASSISTANT_WORKSPACE=/srv/ws  assistant ask \"如何导入文档？\""
+    assert fast.tokenizer.encode(text) == exact.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert fast.tokenizer.end_ids == [2]  # <|im_end|>: generation_config's eos and the tokenizer's
 
 
 def test_repeat_guard_stops_loops_but_lets_the_answer_copy_the_prompt(fast):

@@ -44,6 +44,27 @@ def test_int8_neighbours_match_float32_on_real_pages(int8_index):
     assert overlap >= 0.9, overlap
 
 
+def test_int8_tokeniser_gives_transformers_ids_without_importing_it(int8_index):
+    """The int8 encoder tokenises with `tokenizers` directly (a cold command skips transformers):
+    the ids, masks and type ids equal transformers' padded, truncated batch."""
+    from transformers import AutoTokenizer
+
+    from index.onnx_embedding import OnnxInt8Encoder, ensure_int8_export
+
+    folder = ensure_int8_export(int8_index.embedder_path)
+    encoder = OnnxInt8Encoder(folder)
+    reference = AutoTokenizer.from_pretrained(str(folder))
+    texts = chunk_texts(int8_index)[:24] + ["如何导入文档？", "x", " tabs\tand  spaces ", "Ünïcödé ﬁ", "word " * 400]
+    for start in range(0, len(texts), 8):
+        batch = texts[start:start + 8]
+        got = encoder.tokenizer.encode_batch(batch)
+        want = reference(batch, padding=True, truncation=True, max_length=encoder.max_seq_length, return_tensors="np")
+        assert np.array_equal([e.ids for e in got], want["input_ids"])
+        assert np.array_equal([e.attention_mask for e in got], want["attention_mask"])
+        assert np.array_equal([e.type_ids for e in got], want["token_type_ids"])
+    assert max(len(e.ids) for e in encoder.tokenizer.encode_batch(texts[-1:])) == encoder.max_seq_length
+
+
 def test_index_records_its_embedding_path_and_refuses_mixed_vectors(int8_index, tmp_path):
     assert int8_index.manifest["embedding"] == {"model": "all-MiniLM-L6-v2", "backend": "onnx-int8", "precision": "int8"}
     # "auto" reopens with the backend that built the index, so nothing mixes by default

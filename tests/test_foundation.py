@@ -39,3 +39,18 @@ def test_search_and_claim_tokens_share_one_stemmer():
     assert stem("rotating") == stem("rotate") == "rotat"
     assert "load" in search_tokens("load_causal_lm") and "causal" in search_tokens("load_causal_lm")
     assert "1.2.3" in content_tokens("Version 1.2.3 is out") and "the" not in content_tokens("the key")
+
+
+def test_device_choice_needs_torch_only_where_a_gpu_driver_is(monkeypatch):
+    from foundation import devices
+
+    assert devices.pick_device("cuda:1") == "cuda:1"  # named: taken as asked
+    monkeypatch.setattr(devices.os.path, "exists", lambda p: False)
+    monkeypatch.delitem(devices.sys.modules, "torch", raising=False)
+    monkeypatch.setattr(devices.sys, "platform", "linux")
+    assert devices.no_accelerator_here() and devices.pick_device() == "cpu"
+    monkeypatch.setattr(devices.os.path, "exists", lambda p: p == "/dev/nvidiactl")
+    assert not devices.no_accelerator_here()  # a driver is there: torch decides
+    monkeypatch.setattr(devices.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(devices.sys, "platform", "darwin")
+    assert not devices.no_accelerator_here()  # macOS may have MPS: torch decides

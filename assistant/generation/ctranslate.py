@@ -13,6 +13,7 @@ Repeat guard: transformers' path bans any n-gram the answer already contains
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from assistant.generation.base import GenerationStats, Messages, cut_at_stop, releasable
+from assistant.generation.chat_tokenizer import ChatTokenizer
 from foundation.workspace import atomic_folder, cache_dir
 
 log = logging.getLogger(__name__)
@@ -59,44 +61,29 @@ class CTranslate2Generator:
 
     def __init__(self, path: str, *, name: str = "", context_window: int = 0, threads: int = 0):
         import ctranslate2
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         self.path = path
         self.name = name or path
         self.folder = ensure_converted(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        # tokenizers + jinja2 when the folder allows (a cold answer then never imports transformers,
+        # ~1 s); transformers' AutoTokenizer for anything else.
+        self.tokenizer = ChatTokenizer.load(path) or _TransformersChat(path)
         self.generator = ctranslate2.Generator(str(self.folder), device="cpu", compute_type="int8",
                                                intra_threads=threads or max(1, os.cpu_count() or 1))
-        own = int(getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", 2048) or 2048)
+        own = _max_positions(Path(path))
         self._context_window = min(own, context_window) if context_window else min(own, 8192)
-        self._end_tokens = self._end_token_strings(GenerationConfig, path)
+        self._end_tokens = sorted(set(self.tokenizer.convert_ids_to_tokens(self.tokenizer.end_ids)))
         self._lock = threading.Lock()  # one decode at a time: parallel ones only slow each other on few cores
-
-    def _end_token_strings(self, generation_config, path: str) -> list[str]:
-        """The tokens that end an answer, as transformers' generate would stop on them."""
-        ids: list[int] = []
-        try:
-            eos = generation_config.from_pretrained(path).eos_token_id
-            ids = [eos] if isinstance(eos, int) else list(eos or [])
-        except OSError:
-            pass
-        if self.tokenizer.eos_token_id is not None:
-            ids.append(int(self.tokenizer.eos_token_id))
-        return sorted(set(self.tokenizer.convert_ids_to_tokens(sorted(set(ids)))))
 
     @property
     def context_window(self) -> int:
         return self._context_window
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def prompt_ids(self, messages: Messages) -> list[int]:
-        if getattr(self.tokenizer, "chat_template", None):
-            out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
-            return list(out["input_ids"])
-        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
-        return list(self.tokenizer(text)["input_ids"])
+        return self.tokenizer.chat_ids(messages)
 
     def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
                stop: Sequence[str] | None = None, stats: GenerationStats | None = None,
@@ -137,3 +124,47 @@ class CTranslate2Generator:
         final, _ = cut_at_stop(text, stop)
         if len(final) > sent:
             yield final[sent:]
+
+
+def _max_positions(folder: Path) -> int:
+    """The model's own context length from config.json (nested for multimodal configs), else 2048."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 2048
+    value = config.get("max_position_embeddings") or (config.get("text_config") or {}).get("max_position_embeddings")
+    return int(value) if isinstance(value, int) and value > 0 else 2048
+
+
+class _TransformersChat:
+    """transformers' AutoTokenizer behind `ChatTokenizer`'s methods, for folders that need it."""
+
+    def __init__(self, path: str):
+        from transformers import AutoTokenizer, GenerationConfig  # only for folders ChatTokenizer cannot read
+
+        self._tok = AutoTokenizer.from_pretrained(path)
+        ids: list[int] = []
+        try:
+            eos = GenerationConfig.from_pretrained(path).eos_token_id
+            ids = [eos] if isinstance(eos, int) else list(eos or [])
+        except OSError:
+            pass
+        if self._tok.eos_token_id is not None:
+            ids.append(int(self._tok.eos_token_id))
+        self.end_ids = sorted(set(ids))
+
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        return list(self._tok(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def decode(self, ids, *, skip_special_tokens: bool = True) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def convert_ids_to_tokens(self, ids) -> list[str]:
+        return list(self._tok.convert_ids_to_tokens(list(ids)))
+
+    def chat_ids(self, messages: Messages) -> list[int]:
+        if getattr(self._tok, "chat_template", None):
+            out = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+            return list(out["input_ids"])
+        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
+        return list(self._tok(text)["input_ids"])
