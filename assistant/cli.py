@@ -63,7 +63,8 @@ def cmd_ingest(args) -> int:
 
 def cmd_ask(args) -> int:
     bot = _open(args)
-    kwargs = dict(task=args.task, conversation_id=args.conversation, model=args.model, k=args.k,
+    conversation = _last_conversation(bot, args.user) if args.conversation == "last" else args.conversation
+    kwargs = dict(task=args.task, conversation_id=conversation, model=args.model, k=args.k,
                   user=args.user, log=not args.no_log)
     if args.tests:
         kwargs["tests"] = Path(args.tests).read_text()
@@ -94,6 +95,16 @@ def cmd_ask(args) -> int:
     print(f"\nconversation {answer.conversation_id}  message {answer.message_id}  "
           f"model {answer.model}  {answer.timings.total_ms / 1000:.1f}s")
     return 0
+
+
+def _last_conversation(bot, user: str | None) -> str:
+    """`--conversation last`: the most recently active conversation of this user in the log."""
+    if bot.log is None:
+        raise SystemExit("--conversation last needs the conversation log (log_enabled = true)")
+    recent = bot.log.list_conversations(user=user, limit=1)
+    if not recent:
+        raise SystemExit("--conversation last: the log has no conversation yet; ask a first question")
+    return recent[0].id
 
 
 def _serve_kwargs(args) -> dict:
@@ -200,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--task", default="auto", choices=TASK_CHOICES,
                    help="auto (default) picks from the wording: 'Summarise ...' summarises, 'Write a function ...' writes code")
-    p.add_argument("--conversation", help="continue this conversation id")
+    p.add_argument("--conversation", metavar="ID|last", help="continue this conversation ('last': the most recent one)")
     p.add_argument("--model", help="a registry model name, HF id or path (default: the served model)")
     p.add_argument("--k", type=int, help="passages to retrieve")
     p.add_argument("--tests", help="code task: a file of tests to run against the generated code")

@@ -52,6 +52,21 @@ def test_narrowing_finds_the_sentence_that_answers_on_a_real_page(embedder):
     assert len(best.text) < len(sources[best.source].text)  # narrower than the section it came from
 
 
+def test_a_sentence_that_reads_the_question_back_is_not_the_evidence(embedder):
+    """An FAQ's question line, or a documented example of the very question, shares every word with
+    the question but answers nothing: the sentence that answers wins."""
+    question = "How do I use PostgreSQL for the log?"
+    faq = Source(path="faq.txt", title="FAQ", locator="", snippet="", score=0.0, text=(
+        "How do I use PostgreSQL for the log? Set DATABASE_URL to a postgresql+psycopg:// URL before "
+        "starting the server; the schema is created on first use."))
+    example = Source(path="formats.md", title="File formats", locator="", snippet="", score=0.0, text=(
+        '{"question": "How do I use PostgreSQL for the log?", "path": "docs/conversation-log.md"}'))
+    ctx = MemoryContext([example, faq], None, embedder)
+    best = narrow(ctx, question, [example, faq])[0]
+    assert "DATABASE_URL" in best.sentence and not best.sentence.rstrip().endswith("?")
+    assert question.lower() not in best.sentence.lower()
+
+
 @pytest.mark.parametrize("request_text, kind, count", [
     ("Summarise the manual page for ls in one sentence.", "sentence", 1),
     ("Summarise cp in 3 bullet points.", "bullets", 3),

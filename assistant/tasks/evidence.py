@@ -11,7 +11,10 @@ A sentence is scored for how well it answers, not only for topic:
   user typed are usually in the answer's sentence);
 - a small bonus when the question asks for a value ("how many", "default", "which option") and
   the sentence carries one (a number, an option such as `--force`, an identifier);
-- a small prior for the retriever's order.
+- a small prior for the retriever's order;
+- nothing for its own words when it only restates a question: a sentence that is itself a question,
+  or that holds the user's question word for word (an FAQ's question line, a documented example of
+  the question) would, quoted, read the question back instead of answering it.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ _OPTION_Q = re.compile(r"\b(option|flag|switch|command|argument|parameter|settin
                        r"keyword|pragma|which|what)\b|选项|参数|命令", re.I)
 _HAS_NUMBER = re.compile(r"\d")
 _HAS_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z]+_[A-Za-z_]+\b|`[^`]+`|\b[a-z]+\.[a-z]+\b")
+_SPACES = re.compile(r"\s+")
 _ANAPHOR = re.compile(r"^(it|this|these|that|those|they|such|then|however|otherwise|also|here|there)\b", re.I)
 
 
@@ -86,6 +90,14 @@ def value_bonus(question: str, sentence: str) -> float:
     return bonus
 
 
+def restates_question(question: str, sentence: str) -> bool:
+    """True for a sentence that is a question itself or contains `question` word for word."""
+    if sentence.rstrip(" *_`\"'").endswith(("?", "？")):
+        return True
+    q = _SPACES.sub(" ", question.lower()).strip().rstrip("?？ ")
+    return len(q) >= 12 and q in _SPACES.sub(" ", sentence.lower())
+
+
 def score_sentences(ctx: TaskContext, question: str, sentences: Sequence[str], contexts: Sequence[str],
                     ranks: Sequence[int], following: Sequence[str] | None = None) -> np.ndarray:
     """How well each sentence answers `question` (higher is better); `contexts` are their headings,
@@ -101,7 +113,11 @@ def score_sentences(ctx: TaskContext, question: str, sentences: Sequence[str], c
     bonus = np.array([value_bonus(question, s) + 0.5 * (value_bonus(question, f) if f else 0.0)
                       for s, f in zip(sentences, following)])
     prior = np.array([RANK_PRIOR * max(0.0, 1.0 - 0.25 * r) for r in ranks])
-    return w_cos * cos + w_cover * cover + NEXT_COVER * cover_next + bonus + prior
+    # An echo of the question keeps only what its neighbour and position give it: its own words
+    # and meaning are the question's, not an answer's.
+    echo = np.array([restates_question(question, s) for s in sentences])
+    own = np.where(echo, 0.0, w_cos * cos + w_cover * cover)
+    return own + NEXT_COVER * cover_next + bonus + prior
 
 
 def window(sentences: Sequence[str], best: int, max_words: int = MAX_EVIDENCE_WORDS) -> str:

@@ -1,0 +1,3 @@
+assert slugify("Hello, World!") == "hello-world"
+assert slugify("  many   spaces ") == "many-spaces"
+assert slugify("") == ""
