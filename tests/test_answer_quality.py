@@ -8,7 +8,7 @@ import pytest
 from assistant import grounding
 from assistant.evaluation.summaries import form_respected
 from assistant.tasks.evidence import MAX_EVIDENCE_WORDS, narrow
-from assistant.tasks.summary_shape import requested_shape
+from assistant.tasks.summary_shape import prose_sentences, requested_shape
 from doubles import MemoryContext, default_models
 from index.types import Source
 
@@ -78,6 +78,15 @@ def test_the_requested_form_is_read_from_the_request(request_text, kind, count):
     shape = requested_shape(request_text)
     assert shape is not None and (shape.kind, shape.count) == (kind, count)
     assert requested_shape("Summarise the fine-tuning guide") is None
+
+
+def test_list_items_are_prose_and_option_lines_are_not():
+    page = ("- **There are no per-document permissions.** Whoever may ask may read every document.\n"
+            "-a, --all      do not ignore entries starting with .\n"
+            "1. Start the server with a login before sharing a link.")
+    assert prose_sentences(page) == ["There are no per-document permissions.",
+                                     "Whoever may ask may read every document.",
+                                     "Start the server with a login before sharing a link."]
 
 
 def test_a_one_sentence_summary_is_one_sentence(demo_bot):

@@ -109,3 +109,14 @@ def test_real_model_writes_code_that_passes_tests(models):
                         tests="assert add(2, 3) == 5\nassert add(-1, 1) == 0")
     assert answer.extra["language"] == "python" and "def add" in answer.extra["code"]
     assert answer.extra["tests"]["passed"], answer.extra["tests"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_an_unlabelled_code_block_is_labelled_while_it_streams(size):
+    reply = "Here:\n```\ndef f():\n    return '```'\n```\n\nThen ```inline``` text.\n```\nx = 1\n```"
+    pieces = [reply[i:i + size] for i in range(0, len(reply), size)]
+    out = "".join(code.label_fences(iter(pieces), "python"))
+    assert out == ("Here:\n```python\ndef f():\n    return '```'\n```\n\nThen ```inline``` text.\n"
+                   "```python\nx = 1\n```")
+    labelled = "```js\nlet a = 1\n```\n"
+    assert "".join(code.label_fences(iter([labelled]), "python")) == labelled  # a label the model gave stays

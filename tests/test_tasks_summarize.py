@@ -59,13 +59,31 @@ def test_document_names(text, name):
     assert name in summarize.document_names(text)
 
 
+def test_by_default_a_summary_is_the_documents_own_opening_and_key_points(models):
+    """No form asked for: the opening sentence, then one key point per section, each quoted from the
+    document with the section it came from; the model writes nothing it could invent."""
+    _, emb = models
+    gen = FixedGenerator(["The handbook is a powerful tool for data analysis."], context_window=1024)
+    ctx = MemoryContext(handbook(), gen, emb, Config(max_new_tokens=128))
+    answer, _ = collect(ctx, "Summarise the operations handbook")
+    assert not gen.prompts and "powerful tool" not in answer.text
+    opening, points = answer.text.split("\n\nKey points:\n")
+    assert "Backups run every night" in opening and opening.endswith("[1]")
+    lines = points.splitlines()
+    assert len(lines) == 4 and lines[0].endswith("[2]")
+    for line in lines:
+        n = int(line.rsplit("[", 1)[1].rstrip("]"))
+        assert line[2:].split(" [")[0] in answer.sources[n - 1].text  # quoted from the section it cites
+    assert all(c.supported for c in answer.sentences)
+
+
 def test_long_document_is_map_reduced_with_section_citations(models):
     _, emb = models
     final = ("Backups run every night and are kept for thirty days. "
              "Alerts go to Slack when the error rate is high. "
              "API keys are rotated with acme keys rotate.")
     gen = FixedGenerator(["Part summary one about backups and keys."] * 3 + [final], context_window=1024)
-    ctx = MemoryContext(handbook(), gen, emb, Config(max_new_tokens=128))
+    ctx = MemoryContext(handbook(), gen, emb, Config(max_new_tokens=128, summary_style="generated"))
     answer, status = collect(ctx, "Summarise the operations handbook")
     parts = [s for s in status if s.startswith("summarising part")]
     assert len(parts) >= 3 and parts[-1] == f"summarising part {len(parts)}/{len(parts)}"
@@ -83,7 +101,7 @@ def test_long_document_is_map_reduced_with_section_citations(models):
 def test_repeating_model_is_cut(models):
     _, emb = models
     loop = "Backups run every night. " * 20
-    ctx = MemoryContext(handbook()[:1], FixedGenerator(loop), emb)
+    ctx = MemoryContext(handbook()[:1], FixedGenerator(loop), emb, Config(summary_style="generated"))
     answer, _ = collect(ctx, "summarise docs/ops-handbook.md")
     assert answer.text == "Backups run every night. [1]"
 
@@ -92,7 +110,7 @@ def test_unsupported_summary_gets_quoted_key_sentences(models):
     _, emb = models
     nonsense = "The handbook is a poem about the sea. It was written by pirates in 1802."
     ctx = MemoryContext(handbook(), FixedGenerator(["Part."] * 3 + [nonsense], context_window=1024), emb,
-                        Config(max_new_tokens=128))
+                        Config(max_new_tokens=128, summary_style="generated"))
     answer, _ = collect(ctx, "Summarise the operations handbook")
     assert answer.extra["unsupported"] and "Key sentences from it" in answer.text
     points = answer.extra["key_points"]
@@ -114,7 +132,7 @@ def test_unknown_document_falls_back_to_retrieval_and_declines_when_irrelevant(m
 
 def test_real_model_summarises_a_long_document(models):
     gen, emb = models
-    ctx = MemoryContext(handbook()[:4], gen, emb, Config(max_new_tokens=64))  # two parts: keeps CI fast
+    ctx = MemoryContext(handbook()[:4], gen, emb, Config(max_new_tokens=64, summary_style="generated"))  # two parts: keeps CI fast
     answer, status = collect(ctx, "Summarise the operations handbook")
     parts = [s for s in status if s.startswith("summarising part")]
     assert len(parts) >= 2

@@ -199,6 +199,34 @@ def _defines_stub(code: str, request: str) -> bool:
                for n in names)
 
 
+def label_fences(pieces: Iterator[str], language: str) -> Iterator[str]:
+    """The stream with an unlabelled opening fence ("```" alone on its line) labelled ("```python"):
+    the chat colours only labelled blocks, and the small model often leaves the label out.
+
+    Text streams on as it comes, except a line that may be a fence, held until its end is seen.
+    """
+    inside, mid_line, held = False, False, ""
+    for piece in pieces:
+        held += piece
+        out = []
+        while "\n" in held:
+            line, held = held.split("\n", 1)
+            if not mid_line and line.strip().startswith("```"):
+                if not inside and line.strip() == "```":
+                    line = line.replace("```", "```" + language, 1)
+                inside = not inside
+            out.append(line + "\n")
+            mid_line = False
+        start = held.lstrip()
+        if held and (mid_line or not (start.startswith("```") or "```".startswith(start))):
+            out.append(held)
+            held, mid_line = "", True
+        if out:
+            yield "".join(out)
+    if held:
+        yield held if mid_line or inside or held.strip() != "```" else held.replace("```", "```" + language, 1)
+
+
 def _close_fence(text: str) -> str:
     """The "```" that closes a block left open (cut by the stop sequence or by the token limit)."""
     if text.count("```") % 2 == 0:
@@ -229,8 +257,9 @@ def _context(ctx: TaskContext, passages: list[Source], budget: int) -> str:
 def _stream_block(ctx: TaskContext, messages: list[dict[str, str]], req: TaskRequest) -> Generator[TextDelta, None, str]:
     """Stream one model reply as deltas and return its text, with an unclosed fence closed."""
     text = ""
-    for piece in ctx.generate_stream(messages, max_new_tokens=answer_room(ctx), temperature=req.temperature,
-                                     stop=STOP):
+    fence = requested_language(req.text.strip() or req.query)
+    for piece in label_fences(ctx.generate_stream(messages, max_new_tokens=answer_room(ctx),
+                                                  temperature=req.temperature, stop=STOP), fence):
         text += piece
         yield TextDelta(piece)
     closing = _close_fence(text)

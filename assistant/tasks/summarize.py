@@ -15,7 +15,7 @@ from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta, generate_text
 from assistant.tasks.budget import answer_room, closest_list, fit_text, passage_text, prompt_budget, relevance
 from assistant.tasks.streams import repeated_tail_cut, until_repeat
-from assistant.tasks.summary_shape import requested_shape, shaped_summary
+from assistant.tasks.summary_shape import OVERVIEW_POINTS, Shape, requested_shape, shaped_summary
 from assistant.types import Answer, SentenceCheck, Source
 
 PART_TOKENS = 600  # tokens of source text per map step; the 135M model loses the thread past this
@@ -75,6 +75,9 @@ def find_document(ctx: TaskContext, text: str) -> tuple[str, list[Source]] | Non
     return None
 
 
+SUMMARY_STYLES = ("checked", "generated")
+
+
 def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     found = find_document(ctx, req.text) or (find_document(ctx, req.query) if req.query != req.text else None)
     if not found and req.path_prefix:  # a caller (or `eval summaries`) naming the document outright
@@ -97,6 +100,10 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
             return
         name = ""
     shape = requested_shape(req.text)
+    if ctx.config.summary_style not in SUMMARY_STYLES:
+        raise ValueError(f"summary_style must be one of {', '.join(SUMMARY_STYLES)}, not {ctx.config.summary_style!r}")
+    if shape is None and ctx.config.summary_style == "checked":
+        shape = Shape("overview", OVERVIEW_POINTS)  # no form asked for: a checked paragraph and key points
     if shape is not None:
         yield Status(f"writing a summary as {shape.kind}")
         text, checks = shaped_summary(ctx, req, sources, shape)

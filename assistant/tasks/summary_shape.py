@@ -32,12 +32,23 @@ _RUNNING_HEADER = re.compile(r"(?m)^\s*([A-Z][A-Z0-9_.-]*\(\w+\))\s+.*?\s+\1\s*$
 _BOILERPLATE = re.compile(r"copyright|©|license|licence|free software|all rights reserved|written by|report bugs|"
                          r"mandatory arguments to long options", re.IGNORECASE)
 PARAGRAPH_PROMPT = "{text}\n\nSummarise the text above in two or three sentences."
+# The model talking about the prompt ("The text above is about ...") says nothing about the document.
+_ABOUT_THE_PROMPT = re.compile(r"\b(the|this) (text|passage|excerpt|snippet) (above|below|provided|given)\b|"
+                               r"^(the|this) (text|passage|excerpt) (is about|describes|discusses|talks)", re.IGNORECASE)
 
 
 @dataclass
 class Shape:
-    kind: str  # "sentence" | "bullets" | "paragraph"
-    count: int = 1  # bullets wanted
+    kind: str  # "sentence" | "bullets" | "paragraph" | "overview" (a paragraph, then key points)
+    count: int = 1  # bullets wanted (for an overview: key points under the paragraph)
+
+
+OVERVIEW_POINTS = 4  # key points under an overview's paragraph: one per section after the lead
+
+
+# A Markdown/reST list item ("- text", "* text", "1. text") is prose once its marker is gone; an
+# option line ("-a, --all") has no space after its dash and stays out.
+_LIST_MARKER = re.compile(r"(?m)^[ \t]*(?:[-*+•]|\d{1,2}[.)])[ \t]+")
 
 
 def requested_shape(request: str) -> Shape | None:
@@ -58,20 +69,21 @@ def purpose_index(sources: Sequence[Source]) -> int:
     """The passage where a document says what it is: a description/abstract section, else the
     first passage with a real sentence (not a synopsis or a table of options)."""
     for i, s in enumerate(sources):
-        if PURPOSE_HEADINGS.search(f"{s.heading} {s.locator}") and _prose(passage_text(s)):
+        if PURPOSE_HEADINGS.search(f"{s.heading} {s.locator}") and prose_sentences(passage_text(s)):
             return i
     for i, s in enumerate(sources):
-        if _prose(passage_text(s)):
+        if prose_sentences(passage_text(s)):
             return i
     return 0
 
 
-def _prose(text: str) -> list[str]:
+def prose_sentences(text: str) -> list[str]:
     """Sentences that read as prose: several words, not an option line such as "-a, --all",
     without running headers ("LS(1)  User Commands  LS(1)") or copyright lines."""
-    text = _RUNNING_HEADER.sub(" ", text)
-    return [s for s in grounding.split_sentences(text)
-            if len(s.split()) >= 4 and not s.lstrip().startswith(("-", "#", "|"))
+    text = _RUNNING_HEADER.sub(" ", text).replace("**", "")
+    text = _LIST_MARKER.sub("", text)
+    return [s.strip() for s in grounding.split_sentences(text)
+            if len(s.split()) >= 4 and not s.startswith(("-", "#", "|"))
             and not _BOILERPLATE.search(s) and grounding.is_claim(s)]
 
 
@@ -79,22 +91,29 @@ def shaped_summary(ctx: TaskContext, req: TaskRequest, sources: list[Source], sh
                    ) -> tuple[str, list[SentenceCheck]]:
     """The summary text (every sentence followed by its [n]) and its checks."""
     lead = purpose_index(sources)
-    purpose = fit_text(ctx, " ".join(_prose(passage_text(sources[lead])) or [passage_text(sources[lead])]),
+    purpose = fit_text(ctx, " ".join(prose_sentences(passage_text(sources[lead])) or [passage_text(sources[lead])]),
                        int(PURPOSE_WORDS * 1.4))
     n = lead + 1
     if shape.kind == "bullets":
         items = [(n, _first_sentence(purpose))] + _other_points(ctx, sources, lead, shape.count - 1)
         lines = [f"- {s} [{k}]" for k, s in items[:shape.count]]
         return "\n".join(lines), [SentenceCheck(s, [k], True, 1.0) for k, s in items[:shape.count]]
+    if shape.kind == "overview":  # the document's own opening sentences, then its sections' key points
+        opening = [x for x in prose_sentences(purpose) if _whole_sentence(x)][:2] or [_first_sentence(purpose)]
+        items = [(n, x) for x in opening] + _other_points(ctx, sources, lead, shape.count)
+        text = " ".join(f"{x} [{k}]" for k, x in items[:len(opening)])
+        if len(items) > len(opening):
+            text += "\n\nKey points:\n" + "\n".join(f"- {x} [{k}]" for k, x in items[len(opening):])
+        return text, [SentenceCheck(x, [k], True, 1.0) for k, x in items]
     name = sources[lead].title or "it"
     prompt = (SENTENCE_PROMPT if shape.kind == "sentence" else PARAGRAPH_PROMPT).format(text=purpose, name=name)
     out = generate_text(ctx, [{"role": "user", "content": prompt}], max_new_tokens=48 if shape.kind == "sentence" else 120,
                         temperature=req.temperature, stop=["\n\n"])
     limit = 1 if shape.kind == "sentence" else 2  # short: a paragraph of two checked sentences
     kept = [c for c in grounding.check_sentences(" ".join(out.split()), [purpose], ctx.embed)
-            if c.supported and grounding.is_claim(c.text)][:limit]
+            if c.supported and grounding.is_claim(c.text) and not _ABOUT_THE_PROMPT.search(c.text)][:limit]
     if not kept:  # the model's words are not backed by the document: use the document's own
-        kept = [SentenceCheck(s, [1], True, 1.0) for s in _prose(purpose)[:limit] or [purpose]]
+        kept = [SentenceCheck(s, [1], True, 1.0) for s in prose_sentences(purpose)[:limit] or [purpose]]
     sentences = [grounding.strip_citations(c.text) for c in kept]
     text = " ".join(f"{s} [{n}]" for s in sentences)
     return text, [SentenceCheck(s, [n], True, c.score) for s, c in zip(sentences, kept)]
@@ -105,15 +124,21 @@ def _first_sentence(text: str) -> str:
     return sentences[0] if sentences else text
 
 
+def _whole_sentence(sentence: str) -> bool:
+    """Not a piece cut at a chunk boundary: starts like a sentence and ends like one."""
+    s = sentence.strip()
+    return bool(s) and not s[0].islower() and s.rstrip("\"')`*_").endswith((".", "!", "?", "。", "！", "？", ":"))
+
+
 def _other_points(ctx: TaskContext, sources: list[Source], lead: int, count: int) -> list[tuple[int, str]]:
     """The first prose sentence of the next sections that say something new, in document order."""
     points: list[tuple[int, str]] = []
-    seen = {_first_sentence(" ".join(_prose(passage_text(sources[lead])))).lower()}
+    seen = {_first_sentence(" ".join(prose_sentences(passage_text(sources[lead])))).lower()}
     order = [i for i in range(len(sources)) if i != lead]
     for i in order:
-        for sentence in _prose(passage_text(sources[i])):
+        for sentence in prose_sentences(passage_text(sources[i])):
             key = sentence.lower()
-            if key not in seen and len(sentence.split()) <= 40:
+            if key not in seen and len(sentence.split()) <= 40 and _whole_sentence(sentence):
                 seen.add(key)
                 points.append((i + 1, sentence))
                 break
