@@ -8,10 +8,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from index import DocumentIndex
+from index import doc_ranking
 from index import search as searching
 
 FIXTURES = Path(__file__).parent / "fixtures" / "index"
@@ -80,7 +80,7 @@ def test_short_page_that_answers_beats_long_page_that_repeats_the_words(idx, cor
     faq = str(corpus / "faq" / "rotate-signing-keys.txt")
     keyword = idx.search(QUESTION, k=3, mode="keyword")
     assert all(h.path.endswith("keystore.md") for h in keyword)  # the trap: BM25 loves the repetitions
-    assert _passage_level_rrf(idx, QUESTION, 3).count(faq) == 0 or _passage_level_rrf(idx, QUESTION, 1) != [faq]
+    assert faq not in _passage_level_rrf(idx, QUESTION, 5)  # before: the long page filled the whole top 5
     hits = idx.search(QUESTION, k=5)
     assert hits[0].path == faq and "orbit keys rotate" in hits[0].text
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
@@ -88,13 +88,15 @@ def test_short_page_that_answers_beats_long_page_that_repeats_the_words(idx, cor
 
 
 def test_top_results_span_several_files(idx):
-    hits = idx.search("which keys does a command rotate and sign", k=6)
-    paths = [h.path for h in hits]
-    assert len(set(paths[:4])) >= 3  # a file's 2nd and 3rd passages are demoted, not dropped
-    first_of = {p: paths.index(p) for p in set(paths)}
-    repeats = [i for i, p in enumerate(paths) if i != first_of[p]]
-    assert repeats and min(repeats) >= 2  # no file takes both of the first two places
-    assert all(h.dense_score is not None for h in hits)
+    hits = idx.search(QUESTION, k=6)
+    paths = [Path(h.path).name for h in hits]
+    assert len(set(paths)) >= 3 and "commands.md" in paths  # a third file reaches the top 6
+    assert paths[1:4] == ["keystore.md"] * 3  # a file's 2nd and 3rd passages are demoted, not dropped
+    state = idx._current()
+    qvec = idx.embed([QUESTION])[0]
+    undiversified = doc_ranking.fuse(state, searching.dense_candidates(state, qvec, 100, None),
+                                     state.keyword.search(QUESTION, 100, None), doc_ranking.Fusion(repeat_penalty=0.0))
+    assert len({state.chunks[r]["path"] for r, _ in undiversified[:6]}) == 2  # without the penalty: two files
 
 
 def test_a_long_page_still_answers_what_only_it_says(idx):
@@ -112,13 +114,3 @@ def test_filters_still_apply_to_hybrid(idx, corpus):
     assert hits and all("/reference/" in h.path for h in hits)
     hits = idx.search(QUESTION, k=5, file_types=["text"])
     assert hits and all(Path(h.path).suffix == ".txt" for h in hits)
-
-
-def test_title_match_lifts_the_page_named_for_the_question(idx, corpus):
-    from index import doc_ranking
-
-    state = idx._current()
-    faq = state.doc_paths.index(str(corpus / "faq" / "rotate-signing-keys.txt"))
-    scores = doc_ranking.title_scores(state, QUESTION, set(range(len(state.doc_paths))), minimum=0.0)
-    assert scores[faq] == max(scores.values()) and scores[faq] > 0.5
-    assert np.isclose(scores.get(state.doc_paths.index(str(corpus / "reference" / "guide.md")), 0.0), 0.0)
