@@ -103,7 +103,7 @@ def rank(state: State, query: str, qvec: np.ndarray, k: int, mode: str, mask: np
         ranked = state.keyword.search(query, depth, mask)
     else:
         dense = dense_candidates(state, qvec, depth, mask)
-        ranked = doc_ranking.fuse(state, dense, state.keyword.search(query, depth, mask))
+        ranked = doc_ranking.fuse(state, query, dense, state.keyword.search(query, depth, mask))
     if reranker is not None and ranked:
         top = ranked[:max(20, 2 * k)]
         texts = [_passage_for_rerank(state, row) for row, _ in top]

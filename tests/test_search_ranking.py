@@ -94,7 +94,7 @@ def test_top_results_span_several_files(idx):
     assert paths[1:4] == ["keystore.md"] * 3  # a file's 2nd and 3rd passages are demoted, not dropped
     state = idx._current()
     qvec = idx.embed([QUESTION])[0]
-    undiversified = doc_ranking.fuse(state, searching.dense_candidates(state, qvec, 100, None),
+    undiversified = doc_ranking.fuse(state, QUESTION, searching.dense_candidates(state, qvec, 100, None),
                                      state.keyword.search(QUESTION, 100, None), doc_ranking.Fusion(repeat_penalty=0.0))
     assert len({state.chunks[r]["path"] for r, _ in undiversified[:6]}) == 2  # without the penalty: two files
 
