@@ -1,7 +1,7 @@
-"""README snippets stay true: every `assistant ...` line parses with the real CLI, every linked doc exists.
+"""README snippets stay true, cheaply: every `assistant ...` line parses with the real CLI, every
+linked doc exists, and docs/formats.md shows exactly the files in examples/.
 
-Partial: this checks the command lines against `assistant.cli.build_parser` without running models;
-running every block against a served workspace (issue 15) is still to do.
+tests/test_readme_snippets.py runs every block for real; this file fails in a second, not minutes.
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def _cli_lines() -> list[str]:
                 words = shlex.split(part)
                 while words and "=" in words[0]:  # leading VAR=value settings
                     words.pop(0)
+                if ">" in words:  # a shell redirection, not an argument
+                    words = words[:words.index(">")]
                 if words[:1] == ["assistant"] and "..." not in part and "|" not in part:
                     lines.append(" ".join(shlex.quote(w) for w in words[1:]))
     return lines
@@ -45,3 +47,15 @@ def test_readme_cli_line_parses(line):
 def test_readme_links_exist():
     for target in re.findall(r"\]\(((?:docs/)[^)#]+)\)", README):
         assert (ROOT / target).exists(), target
+
+
+def test_formats_doc_shows_the_example_files():
+    """Each example in docs/formats.md is the file of that name in examples/ (which the README runs)."""
+    formats = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
+    shown = {}
+    for heading, body in re.findall(r"## `([\w.]+)`.*?```\w*\n(.*?)```", formats, re.S):
+        shown[heading] = body
+    for name in ("questions.jsonl", "pairs.jsonl", "answers.jsonl", "summaries.jsonl"):
+        assert shown[name] == (ROOT / "examples" / name).read_text(encoding="utf-8"), name
+    tests_block = re.search(r"## The `--tests` file.*?```python\n(.*?)```", formats, re.S).group(1)
+    assert tests_block == (ROOT / "examples" / "slug_tests.py").read_text(encoding="utf-8")
