@@ -13,14 +13,16 @@ question's words. Here, for the passages that dense and BM25 search returned:
      embedder reads poorly;
   2. a document's score is its best passage's p plus `hit_bonus` x each of its next `extra_hits`:
      the best passage decides (MaxP, Dai & Callan 2019) and a few more hits add a little, so a
-     page is not rewarded for its length, as a sum over passages would;
+     page is not rewarded for its length, as a sum over passages would (a further penalty of
+     0.01-0.05 x log(passages in the page) measured within 0.002 of none, so there is none);
   3. a passage ranks by  document_weight * its document + (1 - document_weight) * p, less
      `repeat_penalty` for each better passage of the same file already above it, so the top k
      spans several files while a file's 2nd and 3rd passages stay reachable.
 
 Titles and heading paths are not matched separately: every passage is embedded and indexed under
-its "Title > Heading" path (`index.ingest.embed_text`), and an extra title-match score measured no
-gain on the dev sets (see benchmarks/bench_retrieval.py).
+its "Title > Heading" path (`index.ingest.embed_text`), and an extra document score for the share
+of the question's words (IDF-weighted) in the title and file name measured no gain: -0.005 and
+-0.009 nDCG@10 on the short pages at weights 0.1 and 0.2, no change on the others.
 """
 from __future__ import annotations
 
@@ -34,11 +36,16 @@ from index.store import State
 
 @dataclass(frozen=True)
 class Fusion:
-    """The few weights of hybrid fusion. Measured by a grid on the dev sets (nDCG@10 on the short
+    """The few weights of hybrid fusion, chosen by a grid on the dev sets (nDCG@10 on the short
     pages among long pages / git+Debian FAQ pages / the same with the answer passage required):
-    these give 0.924 / 0.861 / 0.653, against 0.843 / 0.830 / 0.653 for passage-level RRF and
+    these gave 0.924 / 0.861 / 0.653, against 0.843 / 0.830 / 0.653 for passage-level RRF and
     0.917 / 0.800 / 0.592 for dense search alone. Dense weights 0.5 and 0.85 lose 0.02-0.03 on
-    the short pages; document weights 0.15-0.45 and penalties 0.03-0.08 all lie within 0.01."""
+    the short pages; document weights 0.15-0.45 and penalties 0.03-0.08 all lie within 0.01.
+    The repeat penalty trades pages for passages: 0 / 0.05 / 0.2 / 1.0 (a file's 2nd passage below
+    every other file's 1st) gave 0.919 / 0.924 / 0.925 / 0.926, 0.844 / 0.861 / 0.875 / 0.878 and,
+    with the answer passage required, 0.664 / 0.653 / 0.631 / 0.554; the passage is what the
+    assistant quotes, so the penalty stays mild. benchmarks/bench_retrieval.py
+    measures the defaults against the baselines in one run."""
 
     dense_weight: float = 0.7  # share of meaning over BM25; lower helps exact terms, hurts paraphrased questions
     # The same for CJK questions. With the English default embedder (dense alone: nDCG@10 0.66 on the
