@@ -72,10 +72,13 @@ def cmd_ask(args) -> int:
         answer = bot.ask(args.question, **kwargs)
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False, default=str))
         return 0
-    stream = bot.stream(args.question, **kwargs)
+    progress = _StatusLine(sys.stderr)
+    stream = bot.stream(args.question, on_status=progress.show, **kwargs)
     for delta in stream:
+        progress.stop()  # the answer's text has the terminal from here on
         sys.stdout.write(delta)
         sys.stdout.flush()
+    progress.clear()
     answer = stream.answer
     print()
     if answer is None:
@@ -95,6 +98,32 @@ def cmd_ask(args) -> int:
     print(f"\nconversation {answer.conversation_id}  message {answer.message_id}  "
           f"model {answer.model}  {answer.timings.total_ms / 1000:.1f}s")
     return 0
+
+
+class _StatusLine:
+    """Progress ("summarising part 3/12, about 40 s left") on one line of a terminal's stderr until
+    the answer's text starts (then it would overwrite the text); nothing on a file or a pipe."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\033[K… {text}")
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+    def stop(self) -> None:
+        self.clear()
+        self.enabled = False
 
 
 def _last_conversation(bot, user: str | None) -> str:

@@ -186,9 +186,11 @@ class Assistant:
         assert answer is not None
         return answer
 
-    def stream(self, question: str, **kwargs: Any) -> "AnswerStream":
-        """Iterate for text deltas; `.answer` holds the full `Answer` once the stream is exhausted."""
-        return AnswerStream(self.stream_events(question, **kwargs))
+    def stream(self, question: str, *, on_status: Callable[[str], None] | None = None,
+               **kwargs: Any) -> "AnswerStream":
+        """Iterate for text deltas; `.answer` holds the full `Answer` once the stream is exhausted.
+        `on_status` hears each progress line ("summarising part 3/12, about 40 s left") as it comes."""
+        return AnswerStream(self.stream_events(question, **kwargs), on_status=on_status)
 
     def stream_events(self, question: str, *, task: str = "qa", conversation_id: str | None = None,
                       user: str | None = None, k: int | None = None, temperature: float | None = None,
@@ -269,8 +271,9 @@ def _relay(events: Iterator[Event]) -> typing.Generator[Event, None, tuple[Answe
 class AnswerStream:
     """`for delta in bot.stream(q): print(delta, end="")`, then `stream.answer`."""
 
-    def __init__(self, events: Iterator[Event]):
+    def __init__(self, events: Iterator[Event], on_status: Callable[[str], None] | None = None):
         self._events = events
+        self._on_status = on_status
         self.answer: Answer | None = None
         self.status: list[str] = []
 
@@ -280,5 +283,7 @@ class AnswerStream:
                 yield event.text
             elif isinstance(event, Status):
                 self.status.append(event.text)
+                if self._on_status is not None:
+                    self._on_status(event.text)
             elif isinstance(event, Result):
                 self.answer = event.answer

@@ -9,6 +9,7 @@ so the streamed text and the answer's text are the same.
 from __future__ import annotations
 
 import re
+import time
 from typing import Iterator, Sequence
 
 from assistant import grounding
@@ -115,6 +116,14 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     yield from summarise_sources(ctx, req, sources, document=name)
 
 
+def _time_left(started: float, done: int, total: int) -> str:
+    """", about 40 s left" from the parts done so far (nothing before the first is done)."""
+    if done == 0:
+        return ""
+    left = (time.perf_counter() - started) / done * (total - done)
+    return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+
+
 def _plain(text: str) -> str:
     """Markdown heading markers removed: the model copies them into the summary otherwise."""
     return re.sub(r"(?m)^#{1,6}\s*", "", text)
@@ -146,8 +155,9 @@ def summarise_sources(ctx: TaskContext, req: TaskRequest, sources: list[Source],
         parts: list[str] = []
     else:
         parts = []
+        started = time.perf_counter()
         for i, group in enumerate(groups, 1):
-            yield Status(f"summarising part {i}/{len(groups)}")
+            yield Status(f"summarising part {i}/{len(groups)}" + _time_left(started, i - 1, len(groups)))
             body = "\n\n".join(texts[j] for j in group)
             out = generate_text(ctx, [{"role": "user", "content": MAP_PROMPT.format(text=body)}],
                                 max_new_tokens=PART_ANSWER_TOKENS, temperature=temperature, stop=STOP)
