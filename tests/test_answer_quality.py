@@ -7,7 +7,7 @@ import pytest
 
 from assistant import grounding
 from assistant.evaluation.summaries import form_respected
-from assistant.tasks.evidence import MAX_EVIDENCE_WORDS, narrow
+from assistant.tasks.evidence import MAX_EVIDENCE_WORDS, named_terms, narrow, unmatched_terms
 from assistant.tasks.summary_shape import prose_sentences, requested_shape
 from doubles import MemoryContext, default_models
 from index.types import Source
@@ -65,6 +65,22 @@ def test_a_sentence_that_reads_the_question_back_is_not_the_evidence(embedder):
     best = narrow(ctx, question, [example, faq])[0]
     assert "DATABASE_URL" in best.sentence and not best.sentence.rstrip().endswith("?")
     assert question.lower() not in best.sentence.lower()
+
+
+def test_the_things_a_question_names_must_be_in_its_evidence():
+    assert named_terms("How do I enable Secure Boot with a custom key on Debian?") == ["Secure", "Boot", "Debian"]
+    assert named_terms("Which git command uploads to Bitbucket Cloud via `git-push`?") == ["Bitbucket", "Cloud", "git-push"]
+    assert named_terms("How do I enable two-factor authentication over HTTP/2?") == ["two-factor", "HTTP/2"]
+    assert named_terms("What does the log store?") == []
+    window = "Debian's installer signs its boot loader; see the Debian wiki for keys."
+    assert unmatched_terms("How do I enable Secure Boot with a custom key on Debian?", window) == ["Secure"]
+    assert unmatched_terms("Does Debian support server-side hooks?", "Debian runs server side hooks.") == []
+
+
+def test_a_question_about_something_the_documents_never_name_is_declined_saying_so(demo_bot):
+    ans = demo_bot.ask("How do I upload the index to Bitbucket Cloud?", log=False)
+    assert ans.declined and "“Bitbucket”" in ans.text and "“Cloud”" in ans.text
+    assert not demo_bot.ask("How do I use PostgreSQL for the log?", log=False).declined  # named and found
 
 
 @pytest.mark.parametrize("request_text, kind, count", [

@@ -86,7 +86,7 @@ def test_best_passage_is_chosen_within_the_hits(models):
 
 def test_an_unsupported_answer_is_replaced_by_the_documents_own_sentence(models):
     ctx = fixed_ctx(models, "Open the Windows registry editor and delete the HKEY_KEYS folder.")
-    answer, _ = run(ctx, "How do I rotate API keys?")
+    answer, _ = run(ctx, "How do I rotate the keys?")  # no named term: every window stays a candidate
     assert "HKEY" not in answer.text and "registry" not in answer.text  # the invention is never shown
     assert not answer.declined and answer.extra["extracted"] and answer.supported
     assert "acme keys rotate" in answer.text and answer.text.endswith("[1]")

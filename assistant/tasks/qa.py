@@ -20,7 +20,7 @@ from typing import Iterator
 from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
 from assistant.tasks.budget import closest_list, fit_text, prompt_budget, rank_passages, relevance
-from assistant.tasks.evidence import Evidence, narrow
+from assistant.tasks.evidence import Evidence, narrow, unmatched_terms
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
 from foundation.text import has_cjk
@@ -38,6 +38,7 @@ INSTRUCTION_ECHOES = tuple(re.split("[,，]", i)[0] for i in
                            (INSTRUCTION_ONE, INSTRUCTION_MANY, INSTRUCTION_ONE_ZH, INSTRUCTION_MANY_ZH))
 STOP = ["\n\n\n", "\nQuestion:", "Question:", "\nQ:"]
 DECLINE = "The documents do not seem to contain an answer to this."
+NOT_MENTIONED = "The passages that come closest never mention {terms}."
 UNSUPPORTED_NOTE = ("Note: the documents may not support this answer; "
                     "check it against the closest passages:")
 HISTORY_SHARE = 0.2  # at most this share of the prompt budget goes to earlier turns
@@ -94,6 +95,15 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     found = plan(ctx, req)
     chinese = has_cjk(req.text)
     gate = ctx.config.min_evidence_cjk if chinese else ctx.config.min_evidence
+    if found is not None and found.evidence and ctx.config.match_named_terms:
+        question = question_for_evidence(req)
+        named = [e for e in found.evidence if not unmatched_terms(question, f"{e.text} {e.about}")]
+        if not named:  # every window is about something else: "Bitbucket Cloud" is nowhere in them
+            absent = unmatched_terms(question, f"{found.evidence[0].text} {found.evidence[0].about}")
+            yield from _decline(req, found.sources, found.relevance, "named terms not found",
+                                note=NOT_MENTIONED.format(terms=", ".join(f"“{t}”" for t in absent)))
+            return
+        found.evidence = named
     if found is None or not found.evidence or found.evidence[0].score < gate:
         yield from _decline(req, found.sources if found else [], found.relevance if found else 0.0,
                             "no hits" if found is None else ("below min_relevance" if not found.evidence
@@ -221,8 +231,8 @@ def _words_at_most(text: str, limit: int) -> str:
     return text if len(words) <= limit else " ".join(words[:limit]) + " …"
 
 
-def _decline(req: TaskRequest, hits: list[Source], best: float, reason: str) -> Iterator[Event]:
-    text = DECLINE
+def _decline(req: TaskRequest, hits: list[Source], best: float, reason: str, note: str = "") -> Iterator[Event]:
+    text = DECLINE + (f" {note}" if note else "")
     if hits:
         text += " The closest passages are:\n" + closest_list(hits)
     yield TextDelta(text)
