@@ -71,13 +71,17 @@ def test_answer_streams_in_with_sources_and_thumbs_up_is_logged(demo_bot, page, 
     text = page.locator("#chatbot").inner_text()
     assert "▌" not in text and "Sources" in text
     assert page.locator("#chatbot details.source").count() >= 1
+    # The picture: the answer with its sources listed under it (the README shows it).
+    page.evaluate("() => { const b = document.querySelector('#chatbot [role=log]') ||"
+                  " document.querySelector('#chatbot .bubble-wrap'); if (b) b.scrollTop = 0; }")
+    shot = DOCS_SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "chat.png"
+    page.screenshot(path=str(shot))  # ASSISTANT_UPDATE_SCREENSHOTS=1 refreshes docs/images/chat.png
     first = page.locator("#chatbot details.source").first
     first.locator("summary").click()
     assert first.locator(".src-passage").is_visible()  # the passage, in context, on expand
+    passage = first.locator(".src-passage").inner_text()
+    assert "</span>" not in passage and "&quot;" not in passage  # the passage is text, not broken markup
     assert "sharing-and-api.md" in page.locator("#chatbot").inner_text()
-    first.scroll_into_view_if_needed()
-    shot = DOCS_SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "chat.png"
-    page.screenshot(path=str(shot))  # ASSISTANT_UPDATE_SCREENSHOTS=1 refreshes docs/images/chat.png
     assert shot.stat().st_size > 10_000
 
     conv = next(c for c in demo_bot.conversations() if c.title.startswith(QUESTION[:40]))

@@ -1,6 +1,7 @@
 """The UI's rules without a server: upload names, sizes and types, logins, API keys, rendering."""
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -154,6 +155,21 @@ def test_answer_marks_unsupported_sentences_and_escapes_sources():
     assert "<script>" not in md and "&lt;script&gt;" in md  # passage text is escaped
     assert "Guide &lt;b&gt;" in md and "<span class=\"src-hit\">pip install it</span>" in md  # snippet highlighted in context
     assert md.count('<details class="source">') == 1
+
+
+def test_a_passage_with_markdown_stays_text_inside_its_source():
+    """A passage's backticks, stars, blank lines and $ signs must not become code, emphasis, new
+    blocks or LaTeX across the source's HTML (seen: raw "</span>" and "&quot;" on the page)."""
+    text = 'Use `--api-key KEY:USER` or *env*:\n\n- `ASSISTANT_API_KEYS="K:alice"`\n\n# not a heading, $5 $x$ | a'
+    src = Source(path="/d/api_keys.md", title="API *keys*", locator="§ Keys", snippet="`--api-key KEY:USER`",
+                 score=0.5, text=text)
+    html_text = render.source_html(1, src)
+    inner = html_text.split('<div class="src-passage">', 1)[1]
+    passage = inner.split("</div></details>")[0]
+    assert not any(c in re.sub(r"&#?\w+;", "", passage) for c in "`*\n$#_|")
+    assert '<span class="src-hit">&#96;--api-key KEY:USER&#96;</span>' in inner
+    assert "API &#42;keys&#42;" in html_text and "/d/api&#95;keys.md" in html_text
+    assert html.unescape(passage.replace('<span class="src-hit">', "").replace("</span>", "")) == text
 
 
 def test_code_answers_are_not_marked():

@@ -5,7 +5,6 @@ Pure functions over the assistant's data classes so the page, the Gradio endpoin
 """
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -36,14 +35,27 @@ def mark_unsupported(answer: Answer) -> str:
     return "".join(out)
 
 
+# The chat renders a message as Markdown (and LaTeX between $s) around our HTML: a passage's own
+# backticks, asterisks or blank lines would start code spans, emphasis or new blocks across our tags
+# (seen: raw "</span>" and "&quot;" in a source). As character references they are plain text.
+_INERT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;",
+                        "`": "&#96;", "*": "&#42;", "_": "&#95;", "~": "&#126;", "[": "&#91;", "]": "&#93;",
+                        "\\": "&#92;", "$": "&#36;", "|": "&#124;", "#": "&#35;", "\n": "&#10;"})
+
+
+def inert(text: str) -> str:
+    """`text` as HTML that neither the HTML nor the Markdown renderer will interpret."""
+    return text.translate(_INERT)
+
+
 def _highlight(passage: str, snippet: str) -> str:
     """Escape the passage and highlight the snippet inside it, so the reader sees it in context."""
-    esc = html.escape(passage)
+    esc = inert(passage)
     core = snippet.strip().strip(".…").strip()
     if len(core) > 120:
         core = core[:120].rsplit(" ", 1)[0]  # whole words only
     if len(core) > 12:
-        needle = html.escape(core)
+        needle = inert(core)
         i = esc.find(needle)
         if i >= 0:
             return f'{esc[:i]}<span class="src-hit">{needle}</span>{esc[i + len(needle):]}'
@@ -52,14 +64,14 @@ def _highlight(passage: str, snippet: str) -> str:
 
 def source_html(n: int, src: Source) -> str:
     """One source as a collapsed <details>: title and place, then the whole passage on expand."""
-    title = html.escape(src.title or src.path)
-    where = html.escape(src.locator or "")
-    snippet = html.escape(_one_line(src.snippet or src.text)[:220])
+    title = inert(src.title or src.path)
+    where = inert(src.locator or "")
+    snippet = inert(_one_line(src.snippet or src.text)[:220])
     passage = _highlight(src.text or src.snippet, src.snippet or "")
     return (
         f'<details class="source"><summary><span class="src-n">[{n}]</span> <b>{title}</b>'
         f'{" · " + where if where else ""} <span class="src-snippet">{snippet}</span></summary>'
-        f'<div class="src-path">{html.escape(src.path)}{" — " + where if where else ""}'
+        f'<div class="src-path">{inert(src.path)}{" — " + where if where else ""}'
         f' (score {src.score:.2f})</div><div class="src-passage">{passage}</div></details>'
     )
 
