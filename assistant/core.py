@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 from assistant.config import Config
 from assistant.context import WorkspaceContext
 from assistant.generation import Generator, load_generator
+from assistant.generation.base import cut_at_stop, releasable
 from assistant.tasks import run_task
 from assistant.tasks.base import Event, Result, Status, TaskRequest, TextDelta
 from assistant.tasks.rewrite import standalone_query
@@ -219,7 +220,7 @@ class Assistant:
                               options={"k": request.k, "temperature": temperature, "query": query,
                                        "tests": bool(tests)})
         try:
-            answer, first_token_at = yield from _relay(run_task(task, ctx, request))
+            answer, first_token_at = yield from _relay(run_task(task, ctx, request), stop)
         except BaseException as exc:
             recorder.fail(turn, exc)
             raise
@@ -254,17 +255,38 @@ def _resolved_task(task: str, question: str) -> str:
     return infer_task(question) if task == AUTO else task
 
 
-def _relay(events: Iterator[Event]) -> typing.Generator[Event, None, tuple[Answer, float]]:
-    """Pass a task's deltas and status lines on; return its answer and when the first text arrived."""
+def _relay(events: Iterator[Event], stop: Sequence[str] | None = None
+           ) -> typing.Generator[Event, None, tuple[Answer, float]]:
+    """Pass a task's deltas and status lines on; return its answer and when the first text arrived.
+
+    `stop` sequences end the answer wherever its text comes from: the model's calls stop on them
+    already, but quoted evidence, notes and test verdicts are written by the task itself.
+    """
     answer, first_token_at = None, 0.0
+    text, sent, stopped = "", 0, False
     for event in events:
-        if isinstance(event, TextDelta) and not first_token_at:
-            first_token_at = time.perf_counter()
         if isinstance(event, Result):
             answer = event.answer
             continue
+        if isinstance(event, TextDelta):
+            if stopped:
+                continue
+            if stop:
+                text += event.text
+                piece, sent, stopped = releasable(text, sent, stop)
+                if not piece:
+                    continue
+                event = TextDelta(piece)
+            if not first_token_at:
+                first_token_at = time.perf_counter()
         yield event
     assert answer is not None, "the task ended without a result"
+    if stop:
+        final, _ = cut_at_stop(text, stop)
+        if len(final) > sent:
+            first_token_at = first_token_at or time.perf_counter()
+            yield TextDelta(final[sent:])
+        answer.text, _ = cut_at_stop(answer.text, stop)
     return answer, first_token_at
 
 

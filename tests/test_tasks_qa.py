@@ -225,3 +225,14 @@ def test_filler_before_the_answer_is_not_shown(models):
     ctx = fixed_ctx(models, "Sure! The old key stays valid for 24 hours after rotation.")
     answer, _ = run(ctx, "How long does the old key stay valid after rotation?")
     assert answer.text.startswith("The old key stays valid for 24 hours") and "Sure" not in answer.text
+
+
+def test_stop_sequences_end_a_quoted_answer_too(demo_bot):
+    """A quoted sentence is written by the task, not the model: the caller's stop still applies."""
+    question = "Which environment variable makes the conversation log use PostgreSQL?"
+    full = demo_bot.ask(question, log=False)
+    stop = full.text.split()[2]
+    pieces = [e.text for e in demo_bot.stream_events(question, log=False, stop=[stop]) if isinstance(e, TextDelta)]
+    cut = demo_bot.ask(question, log=False, stop=[stop])
+    assert stop not in cut.text and full.text.startswith(cut.text.rstrip())
+    assert stop not in "".join(pieces)
