@@ -72,6 +72,8 @@ def test_the_things_a_question_names_must_be_in_its_evidence():
     assert named_terms("Which git command uploads to Bitbucket Cloud via `git-push`?") == ["Bitbucket", "Cloud", "git-push"]
     assert named_terms("How do I enable two-factor authentication over HTTP/2?") == ["two-factor", "HTTP/2"]
     assert named_terms("What does the log store?") == []
+    assert named_terms("HOW DO I INSTALL THE SERVER WITH TLS?") == []  # shouting names nothing
+    assert named_terms("How Do I Rotate Keys With Acme") == []
     window = "Debian's installer signs its boot loader; see the Debian wiki for keys."
     assert unmatched_terms("How do I enable Secure Boot with a custom key on Debian?", window) == ["Secure"]
     assert unmatched_terms("Does Debian support server-side hooks?", "Debian runs server side hooks.") == []
