@@ -104,7 +104,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     if ctx.config.summary_style not in SUMMARY_STYLES:
         raise ValueError(f"summary_style must be one of {', '.join(SUMMARY_STYLES)}, not {ctx.config.summary_style!r}")
     if shape is None and ctx.config.summary_style == "checked":
-        shape = Shape("overview", OVERVIEW_POINTS)  # no form asked for: a checked paragraph and key points
+        shape = Shape("overview", OVERVIEW_POINTS)  # no form asked for: its opening sentences and key points, quoted
     if shape is not None:
         yield Status(f"writing a summary as {shape.kind}")
         text, checks = shaped_summary(ctx, req, sources, shape)

@@ -39,7 +39,7 @@ _ABOUT_THE_PROMPT = re.compile(r"\b(the|this) (text|passage|excerpt|snippet) (ab
 
 @dataclass
 class Shape:
-    kind: str  # "sentence" | "bullets" | "paragraph" | "overview" (a paragraph, then key points)
+    kind: str  # "sentence" | "bullets" | "paragraph" | "overview" (opening sentences, then key points)
     count: int = 1  # bullets wanted (for an overview: key points under the paragraph)
 
 
