@@ -99,7 +99,10 @@ def shaped_summary(ctx: TaskContext, req: TaskRequest, sources: list[Source], sh
         lines = [f"- {s} [{k}]" for k, s in items[:shape.count]]
         return "\n".join(lines), [SentenceCheck(s, [k], True, 1.0) for k, s in items[:shape.count]]
     if shape.kind == "overview":  # the document's own opening sentences, then its sections' key points
-        opening = [x for x in prose_sentences(purpose) if _whole_sentence(x)][:2] or [_first_sentence(purpose)]
+        sentences = prose_sentences(purpose)
+        continues = lead + 1 < len(sources) and _same_section(sources[lead], sources[lead + 1])
+        opening = [x for j, x in enumerate(sentences[:2])
+                   if not _cut_at_chunk_edge(sentences, j, False, continues)] or [_first_sentence(purpose)]
         items = [(n, x) for x in opening] + _other_points(ctx, sources, lead, shape.count)
         text = " ".join(f"{x} [{k}]" for k, x in items[:len(opening)])
         if len(items) > len(opening):
@@ -124,10 +127,20 @@ def _first_sentence(text: str) -> str:
     return sentences[0] if sentences else text
 
 
-def _whole_sentence(sentence: str) -> bool:
-    """Not a piece cut at a chunk boundary: starts like a sentence and ends like one."""
-    s = sentence.strip()
-    return bool(s) and not s[0].islower() and s.rstrip("\"')`*_").endswith((".", "!", "?", "。", "！", "？", ":"))
+def _cut_at_chunk_edge(sentences: list[str], j: int, continued: bool, continues: bool) -> bool:
+    """A piece of a sentence that a chunk boundary cut: the first one of a passage that continues
+    the section's previous passage and starts in lower case, or the last one of a passage that the
+    next passage continues, without its closing punctuation. (A man page's "output version
+    information and exit" is lower case too, but not at a cut.)"""
+    s = sentences[j].strip()
+    if j == 0 and continued and s[:1].islower():
+        return True
+    return j == len(sentences) - 1 and continues and not s.rstrip("\"')`*_").endswith(
+        (".", "!", "?", "。", "！", "？", ":"))
+
+
+def _same_section(a: Source, b: Source) -> bool:
+    return a.path == b.path and (a.heading or "") == (b.heading or "")
 
 
 def _other_points(ctx: TaskContext, sources: list[Source], lead: int, count: int) -> list[tuple[int, str]]:
@@ -136,9 +149,13 @@ def _other_points(ctx: TaskContext, sources: list[Source], lead: int, count: int
     seen = {_first_sentence(" ".join(prose_sentences(passage_text(sources[lead])))).lower()}
     order = [i for i in range(len(sources)) if i != lead]
     for i in order:
-        for sentence in prose_sentences(passage_text(sources[i])):
+        sentences = prose_sentences(passage_text(sources[i]))
+        continued = i > 0 and _same_section(sources[i - 1], sources[i])
+        continues = i + 1 < len(sources) and _same_section(sources[i], sources[i + 1])
+        for j, sentence in enumerate(sentences):
             key = sentence.lower()
-            if key not in seen and len(sentence.split()) <= 40 and _whole_sentence(sentence):
+            if key not in seen and len(sentence.split()) <= 40 \
+                    and not _cut_at_chunk_edge(sentences, j, continued, continues):
                 seen.add(key)
                 points.append((i + 1, sentence))
                 break
