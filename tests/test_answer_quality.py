@@ -107,6 +107,14 @@ def test_list_items_are_prose_and_option_lines_are_not():
                                      "Start the server with a login before sharing a link."]
 
 
+def test_a_hard_wrapped_sentence_is_one_sentence_but_an_option_line_stays_apart():
+    page = ("- Uploads are checked by name and size and stored in\n  `WORKSPACE/uploads/`. Refused files are\n"
+            "  deleted, not kept.\n       -a, --all\n              do not ignore entries starting with .")
+    assert prose_sentences(page) == ["Uploads are checked by name and size and stored in `WORKSPACE/uploads/`.",
+                                     "Refused files are deleted, not kept.",
+                                     "do not ignore entries starting with ."]
+
+
 def test_a_one_sentence_summary_is_one_sentence(demo_bot):
     answer = demo_bot.ask("Summarise configuration.md in one sentence.", task="summarize", log=False)
     assert form_respected(answer.text, "sentence"), answer.text

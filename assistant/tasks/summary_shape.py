@@ -49,6 +49,9 @@ OVERVIEW_POINTS = 4  # key points under an overview's paragraph: one per section
 # A Markdown/reST list item ("- text", "* text", "1. text") is prose once its marker is gone; an
 # option line ("-a, --all") has no space after its dash and stays out.
 _LIST_MARKER = re.compile(r"(?m)^[ \t]*(?:[-*+•]|\d{1,2}[.)])[ \t]+")
+# A hard-wrapped line that goes on ("... and stored in" + "`WORKSPACE/uploads/`."): joined, so the
+# sentence is not cut at the line break. Not after an option line ("-a, --all" + its description).
+_WRAPPED_LINE = re.compile(r"(?m)^(?![ \t]*-\S)(.*[^.!?:;。！？\s])[ \t]*\n[ \t]*(?=[a-z`(])")
 
 
 def requested_shape(request: str) -> Shape | None:
@@ -81,6 +84,9 @@ def prose_sentences(text: str) -> list[str]:
     """Sentences that read as prose: several words, not an option line such as "-a, --all",
     without running headers ("LS(1)  User Commands  LS(1)") or copyright lines."""
     text = _RUNNING_HEADER.sub(" ", text).replace("**", "")
+    joined = None
+    while joined != text:  # a paragraph of several wrapped lines joins one line per pass
+        joined, text = text, _WRAPPED_LINE.sub(r"\1 ", text)
     text = _LIST_MARKER.sub("", text)
     return [s.strip() for s in grounding.split_sentences(text)
             if len(s.split()) >= 4 and not s.startswith(("-", "#", "|"))
