@@ -59,6 +59,11 @@ def held_back(text: str, stop: Sequence[str] | None) -> int:
     return longest
 
 
+def plain_chat_prompt(messages: Messages) -> str:
+    """The prompt for a model without a chat template: "role: content" turns, then "assistant:"."""
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
+
+
 def releasable(text: str, sent: int, stop: Sequence[str] | None) -> tuple[str, int, bool]:
     """What of the text generated so far may be streamed now: (new piece, new sent, stopped).
 

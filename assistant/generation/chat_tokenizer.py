@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
+from assistant.generation.base import plain_chat_prompt
+
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
 
 
@@ -51,10 +53,6 @@ class ChatTokenizer:
         except Exception:  # noqa: BLE001 - anything unusual: transformers' own loader handles the folder
             return None
 
-    @property
-    def has_chat_template(self) -> bool:
-        return self._template is not None
-
     def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=add_special_tokens).ids)
 
@@ -67,8 +65,7 @@ class ChatTokenizer:
     def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """The prompt for `messages` with the generation prompt added, as the model was trained to read it."""
         if self._template is None:
-            text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
-            return self.encode(text, add_special_tokens=True)
+            return self.encode(plain_chat_prompt(messages), add_special_tokens=True)
         text = self._template.render(messages=list(messages), add_generation_prompt=True, tools=None,
                                      documents=None, **self._special)
         return self.encode(text, add_special_tokens=False)

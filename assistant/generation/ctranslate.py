@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from assistant.generation.base import GenerationStats, Messages, cut_at_stop, releasable
+from assistant.generation.base import GenerationStats, Messages, cut_at_stop, plain_chat_prompt, releasable
 from assistant.generation.chat_tokenizer import ChatTokenizer
 from foundation.workspace import atomic_folder, cache_dir
 
@@ -166,5 +166,4 @@ class _TransformersChat:
         if getattr(self._tok, "chat_template", None):
             out = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
             return list(out["input_ids"])
-        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
-        return list(self._tok(text)["input_ids"])
+        return list(self._tok(plain_chat_prompt(messages))["input_ids"])

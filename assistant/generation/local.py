@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 from foundation.devices import pick_device
 from foundation.model_paths import load_causal_lm
-from assistant.generation.base import GenerationStats, Messages, cut_at_stop, releasable
+from assistant.generation.base import GenerationStats, Messages, cut_at_stop, plain_chat_prompt, releasable
 
 
 class AnswerNoRepeatNGram:
@@ -72,8 +72,7 @@ class LocalGenerator:
             return self.tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
-        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
-        return self.tokenizer(text, return_tensors="pt")
+        return self.tokenizer(plain_chat_prompt(messages), return_tensors="pt")
 
     def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
                stop: Sequence[str] | None = None, stats: GenerationStats | None = None,

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.grounding import overlap, split_sentences
+from assistant.grounding import overlap
 from foundation.text import has_cjk
 from assistant.tasks.base import TaskContext
 from assistant.types import Source
@@ -91,28 +91,11 @@ def describe(source: Source) -> str:
     return f"{source.title or source.path}{where}"
 
 
-def key_sentences(ctx: TaskContext, query: str, sources: Sequence[Source], limit: int = 3) -> list[str]:
-    """For each source, its sentence that best matches `query` (one embedding call for all)."""
-    per_source = [split_sentences(passage_text(s)) or [passage_text(s)] for s in sources[:limit]]
-    flat = [sent for sents in per_source for sent in sents]
-    if not flat:
-        return []
-    vecs = np.asarray(ctx.embed([query] + flat), dtype=np.float32)
-    sims = vecs[1:] @ vecs[0]
-    out, i = [], 0
-    for sents in per_source:
-        scores = sims[i:i + len(sents)]
-        out.append(sents[int(np.argmax(scores))])
-        i += len(sents)
-    return out
-
-
-def closest_list(sources: Sequence[Source], limit: int = 3, snippets: Sequence[str] | None = None) -> str:
-    """Numbered lines "[n] title (locator): snippet"; `snippets` replace the sources' own excerpts."""
+def closest_list(sources: Sequence[Source], limit: int = 3) -> str:
+    """Numbered lines "[n] title (locator): snippet"."""
     lines = []
     for n, s in enumerate(sources[:limit], 1):
-        own = snippets[n - 1] if snippets and n - 1 < len(snippets) else (s.snippet or s.text)
-        snippet = " ".join(own.split())
+        snippet = " ".join((s.snippet or s.text).split())
         snippet = snippet[:160] + ("…" if len(snippet) > 160 else "")
         lines.append(f"[{n}] {describe(s)}: {snippet}")
     return "\n".join(lines)

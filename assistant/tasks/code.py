@@ -135,7 +135,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     context = _context(ctx, given, min(int(budget * CONTEXT_SHARE), budget - ctx.count_tokens(request_text)))
     messages = [{"role": "user", "content": PROMPT.format(context=context, request=request_text,
                                                           language=language.capitalize(), fence=fence)}]
-    text = yield from _stream_block(ctx, messages, req)
+    text = yield from _stream_block(ctx, messages, req, fence)
     code, language = extract_code(text, language)
     if language == "python" and code:
         code = complete_with_stub(code, request)
@@ -152,7 +152,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         retry = [{"role": "user", "content": RETRY_PROMPT.format(
             language=language.capitalize(), fence=fence, error=error,
             code=fit_text(ctx, code or text, int(budget * 0.4)), request=request_text)}]
-        retry_text = yield from _stream_block(ctx, retry, req)
+        retry_text = yield from _stream_block(ctx, retry, req, fence)
         text += retry_text
         attempts = 2
         new_code, _ = extract_code(retry_text, language)
@@ -254,10 +254,11 @@ def _context(ctx: TaskContext, passages: list[Source], budget: int) -> str:
     return "\n\n".join(blocks) + "\n\n" if blocks else ""
 
 
-def _stream_block(ctx: TaskContext, messages: list[dict[str, str]], req: TaskRequest) -> Generator[TextDelta, None, str]:
-    """Stream one model reply as deltas and return its text, with an unclosed fence closed."""
+def _stream_block(ctx: TaskContext, messages: list[dict[str, str]], req: TaskRequest,
+                  fence: str) -> Generator[TextDelta, None, str]:
+    """Stream one model reply as deltas and return its text, with an unclosed fence closed and an
+    unlabelled one labelled `fence`."""
     text = ""
-    fence = requested_language(req.text.strip() or req.query)
     for piece in label_fences(ctx.generate_stream(messages, max_new_tokens=answer_room(ctx),
                                                   temperature=req.temperature, stop=STOP), fence):
         text += piece

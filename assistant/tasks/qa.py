@@ -19,7 +19,7 @@ from typing import Iterator
 
 from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
-from assistant.tasks.budget import closest_list, fit_text, prompt_budget, rank_passages, relevance
+from assistant.tasks.budget import closest_list, fit_text, passage_text, prompt_budget, rank_passages, relevance
 from assistant.tasks.evidence import Evidence, narrow, unmatched_terms
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
@@ -73,14 +73,10 @@ def plan(ctx: TaskContext, req: TaskRequest) -> Plan | None:
     sources = [hits[i] for i in order]
     if not ctx.config.narrow_evidence:
         n_ctx = max(1, min(ctx.config.context_passages, len(sources)))
-        whole = [Evidence(i, grounding_text(s), "", 1.0) for i, s in enumerate(sources[:n_ctx])]
+        whole = [Evidence(i, passage_text(s), "", 1.0) for i, s in enumerate(sources[:n_ctx])]
         return Plan(sources, whole, best)
     return Plan(sources, narrow(ctx, question_for_evidence(req), sources,
                                 max_sources=ctx.config.evidence_sources), best)
-
-
-def grounding_text(source: Source) -> str:
-    return source.text or source.snippet
 
 
 def question_for_evidence(req: TaskRequest) -> str:
@@ -97,11 +93,11 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     gate = ctx.config.min_evidence_cjk if chinese else ctx.config.min_evidence
     if found is not None and found.evidence and ctx.config.match_named_terms:
         question = question_for_evidence(req)
-        named = [e for e in found.evidence if not unmatched_terms(question, f"{e.text} {e.about}")]
+        absent = [unmatched_terms(question, f"{e.text} {e.about}") for e in found.evidence]
+        named = [e for e, missing in zip(found.evidence, absent) if not missing]
         if not named:  # every window is about something else: "Bitbucket Cloud" is nowhere in them
-            absent = unmatched_terms(question, f"{found.evidence[0].text} {found.evidence[0].about}")
             yield from _decline(req, found.sources, found.relevance, "named terms not found",
-                                note=NOT_MENTIONED.format(terms=", ".join(f"“{t}”" for t in absent)))
+                                note=NOT_MENTIONED.format(terms=", ".join(f"“{t}”" for t in absent[0])))
             return
         found.evidence = named
     if found is None or not found.evidence or found.evidence[0].score < gate:
@@ -244,7 +240,7 @@ def _decline(req: TaskRequest, hits: list[Source], best: float, reason: str, not
 def build_messages(ctx: TaskContext, req: TaskRequest, passages: list[Evidence] | list[Source]
                    ) -> tuple[list[dict[str, str]], list[str]]:
     """The chat messages and the passage texts actually given, all within the prompt budget."""
-    texts = [p.text if isinstance(p, Evidence) else grounding_text(p) for p in passages]
+    texts = [p.text if isinstance(p, Evidence) else passage_text(p) for p in passages]
     if has_cjk(req.text):
         template = INSTRUCTION_ONE_ZH if len(texts) == 1 else INSTRUCTION_MANY_ZH
     else:
