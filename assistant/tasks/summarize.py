@@ -5,6 +5,11 @@ fit (a small model summarises short inputs best, so parts stay small), each part
 with a `Status("summarising part i/n")`, then the part summaries are combined. The final summary
 streams sentence by sentence, each sentence followed by the [n] of the section it best matches,
 so the streamed text and the answer's text are the same.
+
+Ctrl-C while part k+1 of n is being summarised stops there: the answer is the k finished parts'
+summaries, cited, after a note saying which sections they cover, and `extra` marks it partial
+("stopped_after": k, "parts": n); it is logged like any other answer. Before the first part is
+done, or while the parts are being combined, Ctrl-C stops the summary as it stops anything else.
 """
 from __future__ import annotations
 
@@ -159,8 +164,15 @@ def summarise_sources(ctx: TaskContext, req: TaskRequest, sources: list[Source],
         for i, group in enumerate(groups, 1):
             yield Status(f"summarising part {i}/{len(groups)}" + _time_left(started, i - 1, len(groups)))
             body = "\n\n".join(texts[j] for j in group)
-            out = generate_text(ctx, [{"role": "user", "content": MAP_PROMPT.format(text=body)}],
-                                max_new_tokens=PART_ANSWER_TOKENS, temperature=temperature, stop=STOP)
+            try:
+                out = generate_text(ctx, [{"role": "user", "content": MAP_PROMPT.format(text=body)}],
+                                    max_new_tokens=PART_ANSWER_TOKENS, temperature=temperature, stop=STOP)
+            except KeyboardInterrupt:
+                if not parts:  # nothing finished to show: stop as any other Ctrl-C does
+                    raise
+                # Ctrl-C: the finished parts' summaries are the answer (a second Ctrl-C still exits)
+                yield from stopped_summary(ctx, req, sources, texts, groups, parts, document=document)
+                return
             parts.append(repeated_tail_cut(" ".join(out.split())) or texts[group[0]][:200])
         notes = parts
         level = 1
@@ -187,25 +199,54 @@ def summarise_sources(ctx: TaskContext, req: TaskRequest, sources: list[Source],
     for piece in cite_stream(ctx, stream, texts, checks):
         out.append(piece)
         yield TextDelta(piece)
-    raw = "".join(out)
+    yield from _finished(ctx, req, sources, texts, "".join(out), checks,
+                         {"document": document, "parts": len(groups), "part_summaries": parts,
+                          "map_reduce": len(groups) > 1})
+
+
+def stopped_summary(ctx: TaskContext, req: TaskRequest, sources: list[Source], texts: list[str],
+                    groups: list[list[int]], parts: list[str], *, document: str = "") -> Iterator[Event]:
+    """The answer when Ctrl-C stops the map step after k of n parts: a note saying which sections
+    it covers, then the k part summaries, each claim cited with the covered section it best matches.
+    Marked partial in `extra` ("stopped_after": k, "parts": n, "stop_reason": "interrupted")."""
+    k, n = len(parts), len(groups)
+    covered = groups[k - 1][-1] + 1  # groups are consecutive sections: 1..covered are summarised
+    note = f"Stopped after part {k} of {n}: this summary covers sections 1–{covered} of {len(texts)} only"
+    nxt = (sources[covered].heading or sources[covered].locator) if covered < len(sources) else ""
+    note += f"; the rest, from section {covered + 1} (“{nxt}”), is not summarised." if nxt else "."
+    passages = texts[:covered]  # a citation never names a section the summary did not read
+    checks: list[SentenceCheck] = []
+    cited = []
+    for part in parts:
+        sentences = grounding.split_sentences(part)
+        if len(sentences) > 1 and not re.search(r"[.!?。！？…\"'”’)]$", sentences[-1].rstrip()):
+            sentences = sentences[:-1]  # cut off by the part's token limit mid-sentence
+        cited.append(cite_block(ctx, part[:_end_of(part, sentences)], sentences, passages, checks))
+    raw = note + "\n\n" + "\n".join(f"- {c}" for c in cited)
+    yield TextDelta(raw)
+    yield from _finished(ctx, req, sources, passages, raw, checks,
+                         {"document": document, "parts": n, "part_summaries": parts, "map_reduce": True,
+                          "stopped_after": k, "stop_reason": "interrupted", "sections_covered": covered})
+
+
+def _finished(ctx: TaskContext, req: TaskRequest, sources: list[Source], passages: list[str], raw: str,
+              checks: list[SentenceCheck], extra: dict) -> Iterator[Event]:
+    """The summary's Result, after quoted key sentences from `passages` when most of it is unsupported."""
     claims = [c for c in checks if grounding.is_claim(c.text)]
     extractive: list[str] = []
     if not claims or sum(c.supported for c in claims) * 2 < len(claims):
         # Most of the model's summary is not backed by the sections: add sentences taken verbatim
         # from the document (central ones, spread over the sections), each with its citation.
-        extractive = key_points(ctx, texts)
+        extractive = key_points(ctx, passages)
         if extractive:
             note = "\n\n" + EXTRACTIVE_NOTE + "\n" + "\n".join(f"- {s}" for s in extractive)
             yield TextDelta(note)
             raw += note
             checks += [SentenceCheck(text=k, citations=grounding.parse_citations(k), supported=True, score=1.0)
                        for k in extractive]
-    text = raw.strip()
-    answer = Answer(text=text, sources=sources, task="summarize", question=req.text,
+    answer = Answer(text=raw.strip(), sources=sources, task="summarize", question=req.text,
                     standalone_query=req.query, sentences=checks,
-                    extra={"document": document, "parts": len(groups), "part_summaries": parts,
-                           "map_reduce": len(groups) > 1, "unsupported": bool(extractive),
-                           "key_points": extractive})
+                    extra={**extra, "unsupported": bool(extractive), "key_points": extractive})
     yield Result(answer)
 
 
