@@ -8,8 +8,9 @@ import pytest
 from assistant import grounding
 from assistant.evaluation.summaries import form_respected
 from assistant.tasks.evidence import MAX_EVIDENCE_WORDS, named_terms, narrow, unmatched_terms
-from assistant.tasks.summary_shape import prose_sentences, requested_shape
-from doubles import MemoryContext, default_models
+from assistant.tasks.base import TaskRequest
+from assistant.tasks.summary_shape import Shape, prose_sentences, requested_shape, shaped_summary
+from doubles import FixedGenerator, MemoryContext, default_models
 from index.types import Source
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -65,6 +66,54 @@ def test_a_sentence_that_reads_the_question_back_is_not_the_evidence(embedder):
     best = narrow(ctx, question, [example, faq])[0]
     assert "DATABASE_URL" in best.sentence and not best.sentence.rstrip().endswith("?")
     assert question.lower() not in best.sentence.lower()
+
+
+MAN_PAGE = """MKDIR(1)                         User Commands                        MKDIR(1)
+
+SYNOPSIS
+       mkdir [OPTION]... DIRECTORY...
+
+DESCRIPTION
+       This manual page documents the GNU version of mkdir.  Create the
+       DIRECTORY(ies), if they do not already exist.
+
+       -m, --mode=MODE
+              set file mode (as in chmod), not a=rwx - umask
+
+       -p, --parents
+              no error if existing, make parent directories as needed
+
+       --help display this help and exit
+
+AUTHOR
+       Written by David MacKenzie.
+
+COPYRIGHT
+       There is NO WARRANTY, to the extent permitted by law.
+"""
+
+
+def test_an_option_line_is_read_with_its_description(embedder):
+    """A manual page puts the option on one line and what it does on the next: the question matches
+    the description, the answer is the option, so the two are one sentence of evidence."""
+    page = Source(path="mkdir.1.txt", title="mkdir", locator="lines 1-20", snippet="", score=0.0, text=MAN_PAGE)
+    best = narrow(MemoryContext([page], None, embedder), "Which option creates missing parent directories?", [page])[0]
+    assert "--parents" in best.sentence and "parent directories as needed" in best.sentence
+    zh = Source(path="mkdir.1.txt", title="mkdir", locator="", snippet="", score=0.0, text=(
+        "-m, --mode=模式\n       设置文件模式(类似chmod)，而不是 rwx 减 umask\n\n       -p, --parents\n"
+        "       需要时创建目标目录的父目录，但即使这些目录已存在也不视为错误"))  # manpages-zh's mkdir(1)
+    best = narrow(MemoryContext([zh], None, embedder), "mkdir 用哪个选项可以自动创建不存在的父目录？", [zh])[0]
+    assert best.sentence.startswith("-p, --parents") and "父目录" in best.sentence
+
+
+def test_a_manual_pages_summary_skips_its_synopsis_and_back_matter(embedder):
+    page = Source(path="mkdir.1.txt", title="mkdir", locator="lines 1-20", snippet="", score=0.0, text=MAN_PAGE)
+    ctx = MemoryContext([page], FixedGenerator("(a paragraph and bullets are quoted: never generated)"), embedder)
+    paragraph, _ = shaped_summary(ctx, TaskRequest(text="mkdir in a paragraph", query="mkdir"), [page], Shape("paragraph"))
+    assert paragraph.startswith("Create the DIRECTORY(ies), if they do not already exist. [1]"), paragraph
+    bullets, _ = shaped_summary(ctx, TaskRequest(text="mkdir in 3 bullets", query="mkdir"), [page], Shape("bullets", 3))
+    for unwanted in ("[OPTION]", "This manual page", "display this help", "WARRANTY", "MacKenzie"):
+        assert unwanted not in paragraph + bullets, (unwanted, paragraph + bullets)
 
 
 def test_the_things_a_question_names_must_be_in_its_evidence():

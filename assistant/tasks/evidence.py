@@ -49,6 +49,9 @@ _OPTION_Q = re.compile(r"\b(option|flag|switch|command|argument|parameter|settin
 _HAS_NUMBER = re.compile(r"\d")
 _HAS_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z]+_[A-Za-z_]+\b|`[^`]+`|\b[a-z]+\.[a-z]+\b")
 _SPACES = re.compile(r"\s+")
+# A line that only names an option and its argument: "-f, --follow[={name|descriptor}]",
+# "-i[SUFFIX], --in-place[=SUFFIX]", "-l, --list [signal]", "--symbolic", "-n NUM".
+_OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
 _ANAPHOR = re.compile(r"^(it|this|these|that|those|they|such|then|however|otherwise|also|here|there)\b", re.I)
 
 
@@ -105,14 +108,16 @@ def _sentences(text: str) -> list[str]:
     """A passage's sentences, without headings and with over-long ones cut.
 
     A line that ends in ":" or "," is joined to the next ("To install it, run:" + "apt install
-    foo"): the answer is often the command or value on the line after its introduction.
+    foo"): the answer is often the command or value on the line after its introduction. So is a
+    line that only names an option ("-p, --parents" + "make parent directories as needed", a
+    manual page's layout): the question matches the description, the answer is the option.
     """
     out: list[str] = []
     for s in split_sentences(text):
         s = s.strip()
         if not s or s.startswith(("#", "```", "~~~")):  # headings and code-fence markers are markup
             continue
-        if out and out[-1].endswith((":", ",")):
+        if out and (out[-1].endswith((":", ",")) or _OPTION_TERM.match(out[-1])):
             out[-1] = f"{out[-1]} {s}"
         else:
             out.append(s)

@@ -64,7 +64,9 @@ OVERVIEW_POINTS = 4  # key points under an overview's paragraph: one per section
 _LIST_MARKER = re.compile(r"(?m)^[ \t]*(?:[-*+•]|\d{1,2}[.)])[ \t]+")
 # A hard-wrapped line that goes on ("... and stored in" + "`WORKSPACE/uploads/`."): joined, so the
 # sentence is not cut at the line break. Not after an option line ("-a, --all" + its description).
-_WRAPPED_LINE = re.compile(r"(?m)^(?![ \t]*-\S)(.*[^.!?:;。！？\s])[ \t]*\n[ \t]*(?=[a-z`(])")
+_WRAPPED_LINE = re.compile(r"(?m)^(?![ \t]*-\S)(.*[^.!?:;。！？\s])[ \t]*\n[ \t]*(?=[a-z`(])"
+                           r"|^(?![ \t]*-\S)(.*\b(?:the|a|an|of|to|in|into|and|or|for|with|by|from|on|at|as|is|are))"
+                           r"[ \t]*\n[ \t]*(?=\S)")  # or a line that ends in "the": what follows continues it
 
 
 def requested_shape(request: str) -> Shape | None:
@@ -112,7 +114,7 @@ def prose_sentences(text: str) -> list[str]:
     text = _RUNNING_HEADER.sub(" ", text).replace("**", "")
     joined = None
     while joined != text:  # a paragraph of several wrapped lines joins one line per pass
-        joined, text = text, _WRAPPED_LINE.sub(r"\1 ", text)
+        joined, text = text, _WRAPPED_LINE.sub(lambda m: (m.group(1) or m.group(2)) + " ", text)
     text = _LIST_MARKER.sub("", text)
     return [s.strip() for s in grounding.split_sentences(text)
             if len(s.split()) >= 4 and not s.startswith(("-", "#", "|")) and not _USAGE.search(s)
@@ -124,7 +126,7 @@ def shaped_summary(ctx: TaskContext, req: TaskRequest, sources: list[Source], sh
     """The summary text (every sentence followed by its [n]) and its checks."""
     lead = purpose_index(sources)
     body = _body(passage_text(sources[lead]))
-    purpose = fit_text(ctx, "\n".join(prose_sentences(body) or [body]),
+    purpose = fit_text(ctx, "\n\n".join(prose_sentences(body) or [body]),
                        int(PURPOSE_WORDS * 1.4))
     n = lead + 1
     if shape.kind == "bullets":
