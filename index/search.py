@@ -103,7 +103,12 @@ def rank(state: State, query: str, qvec: np.ndarray, k: int, mode: str, mask: np
         ranked = state.keyword.search(query, depth, mask)
     else:
         dense = dense_candidates(state, qvec, depth, mask)
-        ranked = doc_ranking.fuse(state, query, dense, state.keyword.search(query, depth, mask))
+        named = doc_ranking.named_documents(state, query)
+        if named:  # a page the question names joins the candidates with its best passages
+            have = {row for row, _ in dense}
+            dense += [(r, s) for r, s in doc_ranking.named_candidates(state, qvec, named, mask) if r not in have]
+            dense.sort(key=lambda x: -x[1])
+        ranked = doc_ranking.fuse(state, query, dense, state.keyword.search(query, depth, mask), named=named)
     if reranker is not None and ranked:
         top = ranked[:max(20, 2 * k)]
         texts = [_passage_for_rerank(state, row) for row, _ in top]

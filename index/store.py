@@ -60,6 +60,8 @@ class State:
     keyword: KeywordIndex
     doc_of_chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     doc_paths: list[str] = field(default_factory=list)
+    # Derived lookups computed on first use (e.g. `doc_ranking.document_names`); never saved.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.doc_paths = sorted(self.documents)
