@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Container
 
 import numpy as np
 
@@ -88,17 +89,32 @@ _SECTION = re.compile(r"\s*\(\w{1,3}\)\s*$")  # "git-tag(1)": a manual page's se
 MAX_NAME_WORDS = 6
 
 
+def name_words(title: str, path: str) -> set[tuple[str, ...]]:
+    """A document's names of two to six words (its title without a manual section, its file name),
+    as lower-case word tuples."""
+    names = set()
+    for name in (_SECTION.sub("", title or ""), Path(path).stem):
+        words = tuple(_WORD.findall(name.lower()))
+        if 2 <= len(words) <= MAX_NAME_WORDS:
+            names.add(words)
+    return names
+
+
+def spelled_out(query: str, names: Container[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The names among `names` (word tuples, as `name_words` makes them) that the query spells out."""
+    words = _WORD.findall(query.lower())
+    return {key for n in range(2, MAX_NAME_WORDS + 1) for start in range(len(words) - n + 1)
+            if (key := tuple(words[start:start + n])) in names}
+
+
 def document_names(state: State) -> dict[tuple[str, ...], set[int]]:
-    """Each document's names of two to six words (its title without a manual section, its file
-    name), as lower-case word tuples; computed once per loaded index state."""
+    """Every document's `name_words`, mapped to the documents; computed once per loaded index state."""
     names = state.derived.get("document_names")
     if names is None:
         names = {}
         for i, path in enumerate(state.doc_paths):
-            for name in {_SECTION.sub("", state.documents[path].title or ""), Path(path).stem}:
-                words = tuple(_WORD.findall(name.lower()))
-                if 2 <= len(words) <= MAX_NAME_WORDS:
-                    names.setdefault(words, set()).add(i)
+            for words in name_words(state.documents[path].title, path):
+                names.setdefault(words, set()).add(i)
         state.derived["document_names"] = names
     return names
 
@@ -106,14 +122,7 @@ def document_names(state: State) -> dict[tuple[str, ...], set[int]]:
 def named_documents(state: State, query: str) -> set[int]:
     """The documents whose whole name (two words or more) the question spells out."""
     names = document_names(state)
-    if not names:
-        return set()
-    words = _WORD.findall(query.lower())
-    found: set[int] = set()
-    for n in range(2, MAX_NAME_WORDS + 1):
-        for start in range(len(words) - n + 1):
-            found |= names.get(tuple(words[start:start + n]), set())
-    return found
+    return {doc for name in spelled_out(query, names) for doc in names[name]} if names else set()
 
 
 def named_candidates(state: State, qvec: np.ndarray, named: set[int], mask: np.ndarray | None,

@@ -78,3 +78,17 @@ def test_a_name_needs_all_its_words_in_order(idx):
     state = idx._current()
     assert not doc_ranking.named_documents(state, "Which tag does orbit make first?")
     assert not doc_ranking.named_documents(state, "How do I tag a release?")
+
+
+def test_the_answer_reads_the_named_page_first(idx, monkeypatch):
+    """The QA task re-ranks the hits for the question by their text; the named page keeps the lead
+    search gave it (without that, a tutorial that repeats the question's words overtakes it)."""
+    from assistant.tasks import budget
+    from doubles import MemoryContext, default_models
+
+    hits = idx.search(QUESTION, k=4)
+    ctx = MemoryContext(hits, None, default_models()[1])
+    first = lambda: Path(hits[budget.rank_passages(ctx, QUESTION, hits)[0][0]].path).name  # noqa: E731
+    assert first() == "orbit-tag.md"
+    monkeypatch.setattr(budget, "NAMED_PAGE", 0.0)
+    assert first() != "orbit-tag.md"

@@ -14,9 +14,11 @@ from assistant.grounding import overlap
 from foundation.text import has_cjk
 from assistant.tasks.base import TaskContext
 from assistant.types import Source
+from index.doc_ranking import name_words, spelled_out
 
 PROMPT_OVERHEAD = 48  # chat-template tokens around the messages (role markers, BOS, separators)
 ELLIPSIS = " …"
+NAMED_PAGE = 0.2  # rank_passages: the named page's lead (tuning set: 0.1 and 0.2 both took citations 0.742 -> 0.763)
 
 
 def answer_room(ctx: TaskContext, max_new_tokens: int | None = None) -> int:
@@ -65,9 +67,11 @@ def rank_passages(ctx: TaskContext, query: str, hits: Sequence[Source]) -> list[
     cos = vecs[1:] @ vecs[0]
     lex = np.array([overlap(query, f"{h.title} {h.heading} {t}") for h, t in zip(hits, texts)])
     retr = np.array([max(0.0, 1.0 - 0.05 * i) for i in range(len(hits))])  # trust the retriever a little
+    # A passage of the page the question names ("git tag" -> git-tag(1)) keeps the lead search gave it.
+    named = np.array([bool(spelled_out(query, name_words(h.title, h.path))) for h in hits], dtype=np.float64)
     # The default embedder reads little Chinese: for a Chinese question, character bigrams lead.
     w_cos, w_lex = (0.25, 0.65) if has_cjk(query) else (0.55, 0.35)
-    score = w_cos * cos + w_lex * lex + 0.10 * retr
+    score = w_cos * cos + w_lex * lex + 0.10 * retr + NAMED_PAGE * named
     return sorted(((i, float(s)) for i, s in enumerate(score)), key=lambda x: -x[1])
 
 
