@@ -7,7 +7,8 @@ import pytest
 
 from assistant import grounding
 from assistant.evaluation.summaries import form_respected
-from assistant.tasks.evidence import MAX_EVIDENCE_WORDS, named_terms, narrow, unmatched_terms
+from assistant.tasks.evidence import (MAX_EVIDENCE_WORDS, asks_for_quantity, named_terms, narrow, states_quantity,
+                                      unmatched_terms)
 from assistant.tasks.base import TaskRequest
 from assistant.tasks.summary_shape import Shape, prose_sentences, requested_shape, shaped_summary
 from doubles import FixedGenerator, MemoryContext, default_models
@@ -132,6 +133,21 @@ def test_a_question_about_something_the_documents_never_name_is_declined_saying_
     ans = demo_bot.ask("How do I upload the index to Bitbucket Cloud?", log=False)
     assert ans.declined and "“Bitbucket”" in ans.text and "“Cloud”" in ans.text
     assert not demo_bot.ask("How do I use PostgreSQL for the log?", log=False).declined  # named and found
+
+
+def test_a_how_many_question_needs_a_number_in_its_evidence(demo_bot):
+    """Asked for a quantity, a passage without any number is no answer: declined, saying so,
+    instead of a sentence that reads as one ("can contain only one SELECT statement")."""
+    assert asks_for_quantity("How many SELECTs can a compound SELECT contain?")
+    assert asks_for_quantity("Which port does the daemon listen on?") and asks_for_quantity("默认输出前多少行？")
+    assert not asks_for_quantity("How do I make the shell show how long each statement takes?")
+    assert not asks_for_quantity("sort 按第几列排序用哪个选项？")
+    assert states_quantity("defaults to 9418") and states_quantity("prune --expire 2.weeks.ago")
+    assert states_quantity("up to 64KB") and states_quantity("起始10行内容") and states_quantity("twenty")
+    assert not states_quantity("open it with sqlite3_open() on x86") and not states_quantity("one of these")
+    ans = demo_bot.ask("How many GPUs does fine-tuning use?", log=False)
+    assert ans.declined and "no number" in ans.text, ans.text
+    assert not demo_bot.ask("How many passages are shown as sources by default?", log=False).declined
 
 
 @pytest.mark.parametrize("request_text, kind, count", [

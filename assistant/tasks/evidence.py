@@ -104,6 +104,27 @@ def unmatched_terms(question: str, text: str) -> list[str]:
     return list(dict.fromkeys(missing))
 
 
+# A question whose answer is a quantity ("How many tables can a join hold?", "Which port ...?",
+# "前多少行"), unless it asks for the option or the way to get one ("how do I make it show how
+# long each statement takes?", "第几列 ... 用哪个选项").
+_QUANTITY_Q = re.compile(r"\b(how (many|much|long|big|large|often|old)|what year|which year)\b|"
+                         r"\b(what|which)\b.*\bport\b|多少|几", re.I)
+_NOT_QUANTITY_Q = re.compile(r"\b(option|flag|switch|setting|how (do|can|should) (i|we|you))\b|选项|怎样|如何", re.I)
+_QUANTITY = re.compile(r"(?<![A-Za-z0-9_.])\d+(?:[.,]\d+)*(?:(?![A-Za-z0-9_])|(?=[KMGT]i?B\b|k\b|[kK]?bytes?\b))|"
+                       r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+                       r"sixty|hundred|thousand|million|billion|dozen)\b", re.I)
+
+
+def asks_for_quantity(question: str) -> bool:
+    return bool(_QUANTITY_Q.search(question)) and not _NOT_QUANTITY_Q.search(question)
+
+
+def states_quantity(text: str) -> bool:
+    """A number standing on its own ("10", "2.weeks.ago", "1,000", "64KB", "twenty"), not one inside
+    a name such as sqlite3_open, x86 or v2."""
+    return bool(_QUANTITY.search(text))
+
+
 def _sentences(text: str) -> list[str]:
     """A passage's sentences, without headings and with over-long ones cut.
 

@@ -1,6 +1,8 @@
 """Question answering with citations, made trustworthy by the orchestrator rather than the model.
 
-1. Retrieve; when nothing is relevant enough, decline without calling the model.
+1. Retrieve; when nothing is relevant enough, decline without calling the model. Decline too when
+   no window names what the question names ("Bitbucket Cloud"), or when the question asks for a
+   quantity ("how many", "which port") and no window states a number.
 2. Narrow: rank the sentences of the best passages by how well they answer, and hand the model
    only the window around the best one (`assistant.tasks.evidence`): the 135M default model
    answers about half of factual questions right from ~120 words, and worse from more.
@@ -20,7 +22,7 @@ from typing import Iterator
 from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
 from assistant.tasks.budget import closest_list, fit_text, passage_text, prompt_budget, rank_passages, relevance
-from assistant.tasks.evidence import Evidence, narrow, unmatched_terms
+from assistant.tasks.evidence import Evidence, asks_for_quantity, narrow, states_quantity, unmatched_terms
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
 from foundation.text import has_cjk
@@ -39,6 +41,7 @@ INSTRUCTION_ECHOES = tuple(re.split("[,，]", i)[0] for i in
 STOP = ["\n\n\n", "\nQuestion:", "Question:", "\nQ:"]
 DECLINE = "The documents do not seem to contain an answer to this."
 NOT_MENTIONED = "The passages that come closest never mention {terms}."
+NO_QUANTITY = "The passages that come closest give no number for it."
 UNSUPPORTED_NOTE = ("Note: the documents may not support this answer; "
                     "check it against the closest passages:")
 HISTORY_SHARE = 0.2  # at most this share of the prompt budget goes to earlier turns
@@ -100,6 +103,12 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
                                 note=NOT_MENTIONED.format(terms=", ".join(f"“{t}”" for t in absent[0])))
             return
         found.evidence = named
+        if asks_for_quantity(question):  # "How many ...?" answered by a window without a number is no answer
+            counted = [e for e in found.evidence if states_quantity(e.text)]
+            if not counted:
+                yield from _decline(req, found.sources, found.relevance, "no number in the evidence", note=NO_QUANTITY)
+                return
+            found.evidence = counted
     if found is None or not found.evidence or found.evidence[0].score < gate:
         yield from _decline(req, found.sources if found else [], found.relevance if found else 0.0,
                             "no hits" if found is None else ("below min_relevance" if not found.evidence
