@@ -134,6 +134,7 @@ def _export(model_path: str, out: Path) -> None:
         torch.onnx.export(Whole().eval(), tuple(features[n] for n in names), str(float_file), input_names=names,
                           output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
     model = onnx.load(str(float_file))
+    names = [i.name for i in model.graph.input]  # the tracer drops inputs the model ignores (DistilBERT's token types)
     batches = [{n: t.numpy() for n, t in st.tokenize(chunk).items() if n in names}
                for chunk in _batched(_calibration_texts(), 8)]
     smoothed = _smooth(model, batches, SMOOTH_ALPHA)

@@ -44,6 +44,45 @@ def test_int8_neighbours_match_float32_on_real_pages(int8_index):
     assert overlap >= 0.9, overlap
 
 
+def test_the_export_runs_every_matmul_int8_behind_smoothing(int8_index):
+    """Recipe 2: no MatMul left float32, the smoothed inputs recorded, the export's own check passed."""
+    import json
+
+    from index.onnx_embedding import META_FILE, MIN_CALIBRATION_COSINE, RECIPE_VERSION, ensure_int8_export
+
+    meta = json.loads((ensure_int8_export(int8_index.embedder_path) / META_FILE).read_text())
+    assert meta["recipe"] == RECIPE_VERSION and meta["float32_kept"] == 0
+    assert meta["smoothed_inputs"] == 24  # per layer of six: Q/K/V's shared input, attention output, FFN up, FFN down
+    assert meta["calibration_cosine"] >= MIN_CALIBRATION_COSINE
+
+
+def test_another_architecture_exports_and_matches_float32(tmp_path):
+    """A DistilBERT (no token type ids, other node names), built here with random weights and the
+    bundled tokenizer: the export traces, smooths and quantises it, and its vectors match float32's."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    from foundation.model_paths import resolve_embedder
+    from index.onnx_embedding import OnnxInt8Encoder, _export
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_embedder("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=64, n_layers=2, n_heads=4, hidden_dim=256)
+    DistilBertModel(config).save_pretrained(tmp_path / "hf")
+    tokenizer.save_pretrained(tmp_path / "hf")
+    transformer = models.Transformer(str(tmp_path / "hf"), max_seq_length=64)
+    st = SentenceTransformer(modules=[transformer, models.Pooling(64), models.Normalize()], device="cpu")
+    st.save(str(tmp_path / "st"))
+    (tmp_path / "int8").mkdir()
+    _export(str(tmp_path / "st"), tmp_path / "int8")
+    encoder = OnnxInt8Encoder(tmp_path / "int8")
+    assert encoder.meta["inputs"] == ["input_ids", "attention_mask"] and encoder.meta["smoothed_inputs"] > 0
+    texts = ["Rotate the signing keys every ninety days.", "x", "How do I import documents? " * 6]
+    cosine = np.sum(encoder.encode(texts) * st.encode(texts, normalize_embeddings=True), axis=1)
+    assert cosine.min() > 0.99, cosine
+
+
 def test_int8_tokeniser_gives_transformers_ids_without_importing_it(int8_index):
     """The int8 encoder tokenises with `tokenizers` directly (a cold command skips transformers):
     the ids, masks and type ids equal transformers' padded, truncated batch."""
