@@ -105,6 +105,11 @@ def test_an_option_line_is_read_with_its_description(embedder):
         "       需要时创建目标目录的父目录，但即使这些目录已存在也不视为错误"))  # manpages-zh's mkdir(1)
     best = narrow(MemoryContext([zh], None, embedder), "mkdir 用哪个选项可以自动创建不存在的父目录？", [zh])[0]
     assert best.sentence.startswith("-p, --parents") and "父目录" in best.sentence
+    tail = Source(path="tail.1.txt", title="tail", locator="", snippet="", score=0.0, text=(  # manpages-zh's tail(1)
+        "描述\n       将文件列表中每个文件的倒数10行内容输出至标准输出。\n\n       -c, --bytes=[+]NUM\n"
+        "              输出最后 NUM 个字节\n\n       -f, --follow[={name|descriptor}]\n              随文件增长即时输出新增数据；"))
+    best = narrow(MemoryContext([tail], None, embedder), "怎样让 tail 随着日志文件增长持续输出新内容？", [tail])[0]
+    assert best.sentence.startswith("-f, --follow"), best.sentence  # "怎样" asks for the option here
 
 
 def test_a_manual_pages_summary_skips_its_synopsis_and_back_matter(embedder):

@@ -9,8 +9,9 @@ A sentence is scored for how well it answers, not only for topic:
 - embedding similarity to the question (paraphrase);
 - the share of the question's content words found in the sentence and its heading (the words the
   user typed are usually in the answer's sentence);
-- a small bonus when the question asks for a value ("how many", "default", "which option") and
-  the sentence carries one (a number, an option such as `--force`, an identifier);
+- a small bonus when the question asks for a value ("how many", "default", "which option"; in
+  Chinese also "怎样/如何": on manual pages the way to do something is an option) and the
+  sentence carries one (a number, an option such as `--force`, an identifier);
 - a small prior for the retriever's order;
 - nothing for its own words when it only restates a question: a sentence that is itself a question,
   or that holds the user's question word for word (an FAQ's question line, a documented example of
@@ -45,7 +46,7 @@ NEXT_COVER = 0.20  # the next sentence's coverage of the question, and half its 
 _NUMBER_Q = re.compile(r"\b(how (many|much|long|big|large|often|old)|maximum|minimum|max|min|limit|default|"
                        r"size|number of|version|port|percent|what year|when)\b|多少|几|最大|最小|默认", re.I)
 _OPTION_Q = re.compile(r"\b(option|flag|switch|command|argument|parameter|setting|variable|function|"
-                       r"keyword|pragma|which|what)\b|选项|参数|命令", re.I)
+                       r"keyword|pragma|which|what)\b|选项|参数|命令|怎样|怎么|如何", re.I)
 _HAS_NUMBER = re.compile(r"\d")
 _HAS_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z]+_[A-Za-z_]+\b|`[^`]+`|\b[a-z]+\.[a-z]+\b")
 _SPACES = re.compile(r"\s+")
