@@ -129,6 +129,8 @@ def test_the_things_a_question_names_must_be_in_its_evidence():
     assert named_terms("What does the log store?") == []
     assert named_terms("HOW DO I INSTALL THE SERVER WITH TLS?") == []  # shouting names nothing
     assert named_terms("How Do I Rotate Keys With Acme") == []
+    assert named_terms("Docker 容器默认的日志驱动是什么？") == ["Docker"]  # first in a Chinese question, still a name
+    assert named_terms("SIGKILL 信号的编号是多少？") == ["SIGKILL"] and named_terms("grep 怎样忽略大小写？") == []
     window = "Debian's installer signs its boot loader; see the Debian wiki for keys."
     assert unmatched_terms("How do I enable Secure Boot with a custom key on Debian?", window) == ["Secure"]
     assert unmatched_terms("Does Debian support server-side hooks?", "Debian runs server side hooks.") == []

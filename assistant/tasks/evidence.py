@@ -75,16 +75,18 @@ _QUESTION_WORDS = frozenset("I How What Which Who Whom Whose Why When Where Is A
 
 
 def named_terms(question: str) -> list[str]:
-    """The specific things a question names: "Secure Boot", "GNOME", "two-factor", `git-crypt`."""
+    """The specific things a question names: "Secure Boot", "GNOME", "two-factor", `git-crypt`
+    (in a Chinese question a capitalised Latin word counts wherever it stands: "Docker 容器...")."""
     terms, words = [], _TERM.findall(question)
+    first = -1 if has_cjk(question) else 0  # English capitalises its first word anyway
     for i, word in enumerate(words):
         if word in _QUESTION_WORDS:
             continue
         marked = any(c in word for c in "-/") or any(c.isdigit() for c in word)
-        if marked or (i > 0 and word[0].isupper()) or (len(word) > 1 and word.isupper()):
+        if marked or (i > first and word[0].isupper()) or (len(word) > 1 and word.isupper()):
             terms.append(word)
     cased = [t for t in terms if not any(c in t for c in "-/0123456789")]
-    if len(cased) > len(words) / 2:  # Title Case or SHOUTING: the capitals say nothing about names
+    if first == 0 and len(cased) > len(words) / 2:  # Title Case or SHOUTING: the capitals say nothing about names
         terms = [t for t in terms if t not in cased]
     return list(dict.fromkeys(terms + re.findall(r"`([^`]+)`", question)))
 
