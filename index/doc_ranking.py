@@ -89,11 +89,16 @@ _SECTION = re.compile(r"\s*\(\w{1,3}\)\s*$")  # "git-tag(1)": a manual page's se
 MAX_NAME_WORDS = 6
 
 
+def bare_title(title: str) -> str:
+    """A title without its manual section: "git-tag(1)" -> "git-tag"."""
+    return _SECTION.sub("", title or "").strip()
+
+
 def name_words(title: str, path: str) -> set[tuple[str, ...]]:
     """A document's names of two to six words (its title without a manual section, its file name),
     as lower-case word tuples."""
     names = set()
-    for name in (_SECTION.sub("", title or ""), Path(path).stem):
+    for name in (bare_title(title), Path(path).stem):
         words = tuple(_WORD.findall(name.lower()))
         if 2 <= len(words) <= MAX_NAME_WORDS:
             names.add(words)

@@ -217,3 +217,19 @@ def test_training_targets_leave_out_the_quoted_evidence():
 
     shown = "The variable is ASSISTANT_WORKSPACE. [1]\n\n> Choose the folder with `--workspace DIR` ... [1]"
     assert clean_answer(shown) == "The variable is ASSISTANT_WORKSPACE."
+
+
+def test_which_command_names_the_page_the_quote_comes_from():
+    """"Which command verifies the objects?" quoted from git-fsck(1)'s "Verifies the connectivity
+    ..." would not say which command: the quote starts with the page's name. A title that
+    describes rather than names a page is left out."""
+    from assistant.tasks.qa import _page_name
+
+    page = Source(path="git-fsck.html", title="git-fsck(1)", locator="", snippet="", score=0.0, text="")
+    assert _page_name("Which command verifies the objects in the database?", page, "Verifies the objects.") == "git-fsck"
+    assert _page_name("哪个命令检查对象？", page, "检查对象。") == "git-fsck"
+    assert _page_name("Which command verifies the objects?", page, "Run git-fsck to verify them.") == ""  # named already
+    assert _page_name("How do I verify the objects?", page, "Verifies the objects.") == ""
+    described = Source(path="pragma.html", title="Pragma statements supported by SQLite", locator="", snippet="",
+                       score=0.0, text="")
+    assert _page_name("Which PRAGMA checks a database?", described, "PRAGMA integrity_check") == ""

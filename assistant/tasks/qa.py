@@ -25,6 +25,7 @@ from assistant.tasks.budget import closest_list, fit_text, passage_text, prompt_
 from assistant.tasks.evidence import Evidence, asks_for_quantity, narrow, states_quantity, unmatched_terms
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
+from index.doc_ranking import bare_title
 from foundation.text import has_cjk
 
 # Measured on SmolLM2-135M-Instruct (7 questions, one passage each): the passage first and the
@@ -54,6 +55,9 @@ MAX_ANSWER_SENTENCES = 2
 QUOTE_WORDS = 70
 MAX_ANSWER_WORDS = 80  # answer and quote together: an answer, not a page
 QUOTE_CHUNK_WORDS = 6
+# "Which command / tool / file ...?": the answer is often the name of the page the quote comes from.
+_ASKS_FOR_NAME = re.compile(r"^\s*(which|what)\s+(?:[\w'-]+\s+){0,3}?(command|tool|utility|program|binary|file|hook|"
+                            r"subcommand|function|pragma)s?\b|哪个命令|什么命令|哪个工具|哪个程序|哪个文件|什么文件", re.I)
 
 
 @dataclass
@@ -125,7 +129,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         if checks:
             answer = _answer(req, found, sources, checks, candidate=n + 1)
             if ctx.config.quote_evidence:
-                quote = _evidence_quote(ev, answer.text)
+                quote = _evidence_quote(ev, answer.text, _page_name(req.text, sources[0], answer.text))
                 if quote:
                     yield TextDelta(quote)
                     answer.text += quote
@@ -194,7 +198,19 @@ def _shown(sentence: str, count: int) -> str:
     return ("" if count == 1 else " ") + grounding.strip_citations(sentence) + " [1]"
 
 
-def _evidence_quote(ev: Evidence, answer: str) -> str:
+def _page_name(question: str, source: Source, answer: str) -> str:
+    """The cited page's name ("git-fsck", "useradd") when the question asks which command, tool or
+    file and the answer does not name it yet: on a manual's page about a command, the page's own
+    text says what it does, not what it is called. Only a one-word title is a name: a title such
+    as "Pragma statements supported by SQLite" describes a page, and quoting it only pushes the
+    answer out of the quote (held-out set: one answer lost that way)."""
+    name = bare_title(source.title)
+    if not name or " " in name or not _ASKS_FOR_NAME.search(question) or name.lower() in answer.lower():
+        return ""
+    return name
+
+
+def _evidence_quote(ev: Evidence, answer: str, page: str = "") -> str:
     """The evidence window under the answer ("> ... [1]"), within the short-answer length.
 
     The default model rewords, and on the dev set its supported sentences still missed the value
@@ -202,7 +218,7 @@ def _evidence_quote(ev: Evidence, answer: str) -> str:
     the user sees both: the model's sentence and the document's own words it was checked against.
     """
     room = MAX_ANSWER_WORDS - len(answer.split()) - 2
-    words = grounding.strip_citations(ev.text).split()
+    words = ([f"{page}:"] if page else []) + grounding.strip_citations(ev.text).split()
     if room < 8 or not words:
         return ""
     return "\n\n> " + _words_at_most(" ".join(words), room) + " [1]"
@@ -221,6 +237,8 @@ def _quote(req: TaskRequest, found: Plan, *, reason: str) -> Iterator[Event]:
     best = found.evidence[0]
     sentence = _words_at_most(grounding.strip_citations(best.text), QUOTE_WORDS)
     sources = _cited_first(found.sources, best.source)
+    page = _page_name(req.text, sources[0], sentence)
+    sentence = f"{page}: {sentence}" if page else sentence
     text = f"{sentence} [1]"
     words = text.split(" ")
     for start in range(0, len(words), QUOTE_CHUNK_WORDS):  # streamed like generated text
