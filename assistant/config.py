@@ -60,7 +60,7 @@ class Config:
     answer_candidates: int = 2  # windows the model may try before the best window is quoted; each try costs a generation; 0 = quote only
     quote_evidence: bool = True  # show the evidence window under the model's answer: the facts in the document's own words
     generate_cjk: bool = False  # let the model write Chinese answers (off: the default model cannot; quote instead)
-    match_named_terms: bool = True  # decline when the evidence never mentions a thing the question names ("Bitbucket Cloud", "GNOME"): catches most unanswerable questions, may miss a paraphrase ("USA" for "United States")
+    match_named_terms: bool = True  # decline when the evidence never mentions a thing the question names ("Bitbucket Cloud", "GNOME"), or gives no number for a "how many"/"which port" question: catches most unanswerable questions, may miss a paraphrase ("USA" for "United States")
     summary_style: str = "checked"  # a summary with no form asked for: "checked" (the document's opening sentences + one key point per section, quoted and cited: faithful, instant) | "generated" (the model writes it all, map-reduce over long documents: for bigger models)
     # Log
     database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...

@@ -108,6 +108,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
             return
         found.evidence = named
         if asks_for_quantity(question):  # "How many ...?" answered by a window without a number is no answer
+            # (part of the same switch: both ask that the evidence holds the kind of thing asked about)
             counted = [e for e in found.evidence if states_quantity(e.text)]
             if not counted:
                 yield from _decline(req, found.sources, found.relevance, "no number in the evidence", note=NO_QUANTITY)
