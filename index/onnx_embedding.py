@@ -7,13 +7,15 @@ ONNX graph with torch (eager attention), smooth the MatMul inputs on calibration
 quantise every weight MatMul to int8 with `onnxruntime.quantization.quantize_dynamic`, cache the
 file, and at run time only tokenise and call onnxruntime.
 
-Measured (MiniLM-L6, 2-core AVX-512 VNNI CPU, 980 man-page and git-manual chunks of
-benchmarks/bench_embed.py, single-thread CPU time of onnxruntime alone): recipe 1 (FFN
-down-projections kept float32, no smoothing) 41 texts per CPU-second, this recipe 63-65 (1.55x);
-against float32 mean cosine 0.9974 (was 0.9972), top-5 neighbour overlap 0.953 (was 0.944), the
-dev set's retrieval recall@10 / nDCG@10 0.986 / 0.917 against float32's 0.972 / 0.909. Whole ingest
-(bench_embed.py, 150 pages, a shared and busy machine): 1.91x plain float32
-`SentenceTransformer.encode` (recipe 1: 1.52x on 3,273 chunks; 1.39x before batches ran side by side).
+Measured (MiniLM-L6, 2-core AVX-512 VNNI CPU shared with other jobs, benchmarks/bench_embed.py):
+  * whole ingest 3.07x plain float32 `SentenceTransformer.encode` (250 pages, 3,273 chunks: 30.0 s
+    against 92.1 s, best of 2 each; 150 pages, 980 chunks: 3.22x). Recipe 1 (FFN down-projections
+    kept float32, no smoothing, batches of 8): 1.52x; 1.39x before batches ran side by side;
+  * onnxruntime alone on those 980 chunks, single-thread CPU time, texts per CPU-second: recipe 1
+    41, this recipe 63-65 in batches of 8, 75 one text per call (`BATCH`);
+  * against float32: mean cosine 0.9978 (recipe 1: 0.9972), top-5 neighbour overlap 0.954 (0.944);
+    the dev set's retrieval questions, recall@10 / nDCG@10: dense 0.972 / 0.912 against float32's
+    0.972 / 0.909, hybrid 0.986 / 0.905 against 0.986 / 0.910.
 
 Quantisation choices:
   * per-channel int8 weights (symmetric, per output column), uint8 activations with one dynamic
@@ -54,7 +56,7 @@ SMOOTH_ALPHA = 0.8  # 0.7-0.9 measured within 0.001 cosine of each other; 0.5 an
 MIN_CALIBRATION_COSINE = 0.99  # below this the smoothed all-int8 export is replaced by the version-1 recipe
 MODEL_FILE = "model_int8.onnx"
 META_FILE = "embedder.json"
-BATCH = 8
+BATCH = 1  # texts per onnxruntime call; see OnnxInt8Encoder.encode
 MAX_WORKERS = 8  # batches encoded at once; each gets cpu_count // MAX_WORKERS threads or more
 
 
@@ -303,7 +305,10 @@ class OnnxInt8Encoder:
         """Rows in input order; batches are cut from the texts sorted by length, so padding stays low.
 
         Batches are at most `BATCH` texts whatever the caller asks: int8 kernels gain nothing from
-        bigger ones on a CPU, while padding costs (measured: 8 texts 1.86x torch, 16 1.66x, 64 1.37x).
+        bigger ones on a CPU, while padding costs, in the attention's length-squared part most, and
+        padded positions widen the per-tensor activation ranges. Measured on 980 real chunks, 2 runs
+        side by side on 1 thread each, texts per 2 CPU-seconds: 1 text 138, 2 136, 4 128, 8 115
+        (recipe 1 measured the same way: 8 texts 1.86x torch, 16 1.66x, 64 1.37x).
         """
         batch_size = min(batch_size, BATCH)
         out = np.empty((len(texts), self.get_sentence_embedding_dimension()), dtype=np.float32)
