@@ -211,3 +211,19 @@ def test_pdf_bookmarks_give_pages_a_heading_path(tmp_path):
 
     assert locator({"heading": "Operations > Escalation", "page": 3}, "pdf") == "Operations > Escalation, page 3"
     assert locator({"heading": "", "page": 1}, "pdf") == "page 1"
+
+
+def test_the_chunkers_counter_reads_tokenizer_json_without_transformers(counter):
+    """Ingest counts tokens with `tokenizers` alone (no transformers, hence no torch, on the int8
+    path), and the counts and character spans are transformers' own."""
+    from transformers import AutoTokenizer
+
+    from foundation.model_paths import resolve_embedder
+    from index.chunking import FastTokenCounter
+
+    assert isinstance(counter, FastTokenCounter)
+    reference = HFTokenCounter(AutoTokenizer.from_pretrained(resolve_embedder("all-MiniLM-L6-v2")))
+    texts = ["Run `git push --force-with-lease` first.", "如何导入文档？请看第 3 节。", "word " * 600, "naïve café — ok"]
+    assert counter.counts(texts) == reference.counts(texts)
+    assert counter.counts(texts)[2] == 600  # no truncation from the tokenizer.json's own settings
+    assert all(counter.spans(t) == reference.spans(t) for t in texts)
