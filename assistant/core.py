@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 from assistant.config import Config
 from assistant.context import WorkspaceContext
 from assistant.generation import Generator, load_generator
-from assistant.generation.base import cut_at_stop, releasable
+from assistant.generation.base import cut_at_stop, releasable, unreleased
 from assistant.tasks import run_task
 from assistant.tasks.base import Event, Result, Status, TaskRequest, TextDelta
 from assistant.tasks.rewrite import standalone_query
@@ -282,10 +282,10 @@ def _relay(events: Iterator[Event], stop: Sequence[str] | None = None
         yield event
     assert answer is not None, "the task ended without a result"
     if stop:
-        final, _ = cut_at_stop(text, stop)
-        if len(final) > sent:
+        rest = unreleased(text, sent, stop)
+        if rest:
             first_token_at = first_token_at or time.perf_counter()
-            yield TextDelta(final[sent:])
+            yield TextDelta(rest)
         answer.text, _ = cut_at_stop(answer.text, stop)
     return answer, first_token_at
 

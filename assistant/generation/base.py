@@ -64,6 +64,13 @@ def plain_chat_prompt(messages: Messages) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
 
 
+def unreleased(text: str, sent: int, stop: Sequence[str] | None) -> str:
+    """At the end of a stream: what `releasable` held back that the finished text still has
+    (a tail that could have grown into a stop sequence but did not), up to any stop sequence."""
+    final, _ = cut_at_stop(text, stop)
+    return final[sent:]
+
+
 def releasable(text: str, sent: int, stop: Sequence[str] | None) -> tuple[str, int, bool]:
     """What of the text generated so far may be streamed now: (new piece, new sent, stopped).
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from assistant.generation.base import GenerationStats, Messages, cut_at_stop, plain_chat_prompt, releasable
+from assistant.generation.base import GenerationStats, Messages, plain_chat_prompt, releasable, unreleased
 from assistant.generation.chat_tokenizer import ChatTokenizer
 from foundation.workspace import atomic_folder, cache_dir
 
@@ -121,9 +121,9 @@ class CTranslate2Generator:
                 stats.tokens_in = n_in
                 stats.tokens_out = len(out_ids)
                 stats.duration_ms = (time.perf_counter() - start) * 1000
-        final, _ = cut_at_stop(text, stop)
-        if len(final) > sent:
-            yield final[sent:]
+        rest = unreleased(text, sent, stop)
+        if rest:
+            yield rest
 
 
 def _max_positions(folder: Path) -> int:

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 from foundation.devices import pick_device
 from foundation.model_paths import load_causal_lm
-from assistant.generation.base import GenerationStats, Messages, cut_at_stop, plain_chat_prompt, releasable
+from assistant.generation.base import GenerationStats, Messages, plain_chat_prompt, releasable, unreleased
 
 
 class AnswerNoRepeatNGram:
@@ -139,6 +139,6 @@ class LocalGenerator:
                 stats.duration_ms = (time.perf_counter() - start) * 1000
         if errors:
             raise errors[0]
-        final, _ = cut_at_stop(text, stop)
-        if len(final) > sent:
-            yield final[sent:]
+        rest = unreleased(text, sent, stop)
+        if rest:
+            yield rest
