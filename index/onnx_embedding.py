@@ -43,6 +43,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -113,7 +114,6 @@ def _export(model_path: str, out: Path) -> None:
     """Trace the whole SentenceTransformer into ONNX, smooth the MatMul inputs, quantise every weight MatMul to int8."""
     import onnx
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(model_path, device="cpu").eval()
@@ -141,8 +141,7 @@ def _export(model_path: str, out: Path) -> None:
                for chunk in _batched(_calibration_texts(), 8)]
     smoothed = _smooth(model, batches, SMOOTH_ALPHA)
     onnx.save(model, str(smooth_file))
-    quantize_dynamic(str(smooth_file), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"], extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    _quantize(smooth_file, out / MODEL_FILE)
     cosine = _agreement(float_file, out / MODEL_FILE, batches)
     if cosine < MIN_CALIBRATION_COSINE:  # a model whose outliers smoothing does not tame: the recipe of version 1
         log.warning("int8 export of %s: smoothed cosine %.4f on the calibration texts; keeping its down-projections "
@@ -150,9 +149,7 @@ def _export(model_path: str, out: Path) -> None:
         graph = onnx.load(str(float_file), load_external_data=False).graph
         keep = [n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
                 and "attention" not in n.name]
-        quantize_dynamic(str(float_file), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"], nodes_to_exclude=keep,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        _quantize(float_file, out / MODEL_FILE, exclude=keep)
         smoothed, cosine = 0, _agreement(float_file, out / MODEL_FILE, batches)
     else:
         keep = []
@@ -165,6 +162,17 @@ def _export(model_path: str, out: Path) -> None:
         "dimension": int((getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()), "normalized": normalized,
         "smoothed_inputs": smoothed, "float32_kept": len(keep), "calibration_cosine": round(cosine, 5),
     })
+
+
+def _quantize(source: Path, target: Path, exclude: Sequence[str] = ()) -> None:
+    """Every weight MatMul of `source` but those named in `exclude` to int8: per-channel weights,
+    dynamic per-tensor uint8 activations (the u8s8 kernels)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def _eager_attention(st) -> None:
@@ -200,7 +208,7 @@ _FALLBACK_CALIBRATION = (
 )
 
 
-def _batched(items: list, size: int) -> list[list]:
+def _batched(items: Sequence, size: int) -> list[Sequence]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -313,7 +321,7 @@ class OnnxInt8Encoder:
         batch_size = min(batch_size, BATCH)
         out = np.empty((len(texts), self.get_sentence_embedding_dimension()), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        batches = [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
+        batches = _batched(order, batch_size)
 
         def run(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             enc = self.tokenizer.encode_batch([texts[i] for i in rows])
