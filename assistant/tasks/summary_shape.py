@@ -98,10 +98,10 @@ def purpose_index(sources: Sequence[Source]) -> int:
     return 0
 
 
-def _body(text: str) -> str:
-    """A passage without what comes before its purpose heading line (a manual page's synopsis) and
-    without its back matter (authors, bug reports, copyright, see also)."""
-    start = _PURPOSE_LINE.search(text)
+def _body(text: str, *, from_purpose: bool = True) -> str:
+    """A passage without what comes before its purpose heading line (a manual page's synopsis; kept
+    when not `from_purpose`) and without its back matter (authors, bug reports, copyright, see also)."""
+    start = _PURPOSE_LINE.search(text) if from_purpose else None
     if start:
         text = text[start.end():]
     end = _BACK_MATTER_LINE.search(text)
@@ -188,7 +188,7 @@ def _other_points(ctx: TaskContext, sources: list[Source], lead: int, count: int
     for i in range(len(sources)):  # the lead passage too: its first sentence is seen, its next are not
         text = passage_text(sources[i])
         back_matter = _BACK_MATTER_LINE.search(text)
-        sentences = prose_sentences(_body(text) if i >= lead else text[:back_matter.start()] if back_matter else text)
+        sentences = prose_sentences(_body(text, from_purpose=i >= lead))
         continued = i > 0 and _same_section(sources[i - 1], sources[i])
         continues = i + 1 < len(sources) and _same_section(sources[i], sources[i + 1]) and not back_matter
         candidates.append([(i + 1, j, x) for j, x in enumerate(sentences)
