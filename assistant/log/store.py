@@ -31,14 +31,24 @@ from assistant.log.models import (
 from assistant.log.records import (
     ConversationDetail, ConversationSummary, LoggedFeedback, LoggedMessage, LoggedSource, aware,
 )
-from assistant.log.redact import redact as scrub, redact_value
+from assistant.log.redact import SecretMemory, redact as scrub, redact_known, redact_value, secret_runs
 
 TITLE_CHARS = 120
+# Feedback is typed by a person: a comment is a few sentences, a correction at most an answer
+# (8192 tokens, about 32,000 characters). Longer is refused, not cut, so nothing is lost silently.
+MAX_COMMENT_CHARS = 4_000
+MAX_CORRECTION_CHARS = 32_000
 _C, _M, _S, _O = ConversationRow.__table__, MessageRow.__table__, SourceRow.__table__, OptOutRow.__table__
 
 
 def _title(question: str) -> str:
     return " ".join(question.split())[:TITLE_CHARS]
+
+
+def _check_length(what: str, text: str | None, limit: int) -> None:
+    """Refuse oversized feedback with a message the UI and the HTTP API can show as it is."""
+    if text is not None and len(text) > limit:
+        raise ValueError(f"The {what} is {len(text):,} characters; the limit is {limit:,}. Please shorten it.")
 
 
 class ConversationLog:
@@ -47,6 +57,7 @@ class ConversationLog:
     def __init__(self, db: Database, *, redact: bool = False) -> None:
         self.db = db
         self.redact = redact
+        self._secrets = SecretMemory()  # what redaction found earlier in each conversation
         self._deferred = DeferredWrites("conversation-log-writer")
 
     @classmethod
@@ -94,8 +105,23 @@ class ConversationLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _clean(self, value: str | None) -> str | None:
-        return scrub(value) if self.redact else value
+    def _clean(self, value: str | None, known: frozenset[str] = frozenset()) -> str | None:
+        return redact_known(value, known) if self.redact else value
+
+    def _clean_new(self, conversation_id: str | None, text: str) -> tuple[str, set[str]]:
+        """A new question or title redacted, also of secrets its conversation held earlier (or
+        it holds elsewhere in context), and the secrets found in it, for `_remember`."""
+        if not self.redact:
+            return text or "", set()
+        runs = secret_runs(text)
+        earlier = self._secrets.known(conversation_id=conversation_id) if conversation_id else frozenset()
+        return self._clean(text, earlier | runs) or "", runs
+
+    def _remember(self, conversation_id: str, runs: set[str], *message_ids: str) -> None:
+        """Keep a conversation's secrets in memory, so answers and feedback that repeat them
+        out of context ("never mention “hunter22”") lose them too."""
+        if self.redact:
+            self._secrets.learn(conversation_id, runs, *message_ids)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -103,8 +129,11 @@ class ConversationLog:
     # unit-of-work bookkeeping, a handful of statements per short transaction.
 
     def start_conversation(self, *, user: str | None = None, title: str = "") -> str:
+        title, runs = self._clean_new(None, title)
         with self.db.transaction() as conn:
-            return self._insert_conversation(conn, user, self._clean(title) or "")
+            cid = self._insert_conversation(conn, user, title)
+        self._remember(cid, runs)
+        return cid
 
     def _insert_conversation(self, conn: Connection, user: str | None, title: str) -> str:
         cid, now = new_id(), utcnow()
@@ -129,7 +158,7 @@ class ConversationLog:
         `conversation_id` is None) in one transaction: the only write before generation starts,
         so a crash leaves the question kept and the answer marked incomplete.
         Returns (conversation_id, question_id, answer_id)."""
-        content = self._clean(question) or ""
+        content, runs = self._clean_new(conversation_id, question)
         with self.db.transaction() as conn:
             if conversation_id is None:
                 conversation_id = self._insert_conversation(conn, user, _title(content))
@@ -139,14 +168,16 @@ class ConversationLog:
             qid, aid = new_id(), new_id()
             _insert_rows(conn, _M, [self._question_row(qid, conversation_id, content, task, previous),
                                     self._answer_row(aid, conversation_id, qid, task, model, options)])
+        self._remember(conversation_id, runs, qid, aid)
         return conversation_id, qid, aid
 
     def record_question(self, conversation_id: str, content: str, *, task: str, user: str | None = None) -> str:
         """Store the user's message; the conversation's title becomes its first question."""
-        mid, content = new_id(), self._clean(content) or ""
+        mid, (content, runs) = new_id(), self._clean_new(conversation_id, content)
         with self.db.transaction() as conn:
             previous = self._touch_conversation(conn, conversation_id, content, user)
             conn.execute(insert(_M).values(self._question_row(mid, conversation_id, content, task, previous)))
+        self._remember(conversation_id, runs, mid)
         return mid
 
     def begin_answer(self, conversation_id: str, question_id: str, *, task: str, model: str, options: dict) -> str:
@@ -157,6 +188,7 @@ class ConversationLog:
             if owner != conversation_id:
                 raise KeyError(f"no question {question_id!r} in conversation {conversation_id!r}")
             conn.execute(insert(_M).values(self._answer_row(mid, conversation_id, question_id, task, model, options)))
+        self._remember(conversation_id, set(), mid)
         return mid
 
     def _touch_conversation(self, conn: Connection, conversation_id: str, content: str,
@@ -202,16 +234,17 @@ class ConversationLog:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
         if supported is not None and len(supported) != len(sources):
             raise ValueError(f"supported has {len(supported)} flags for {len(sources)} sources")
+        known = self._secrets.known(message_id=message_id)
         rows = [dict(id=new_id(), message_id=message_id, rank=i, path=src.path, title=src.title or "",
                      locator=src.locator or "", score=float(src.score or 0.0),
                      supported=None if supported is None else bool(supported[i - 1]),
-                     snippet=self._clean(src.snippet) or "")
+                     snippet=self._clean(src.snippet, known) or "")
                 for i, src in enumerate(sources, start=1)]
         with self.db.transaction() as conn:
             earlier = select(func.count()).where(_S.c.message_id == message_id).scalar_subquery()
             finished = conn.execute(
                 update(_M).where(_M.c.id == message_id, _M.c.role == "assistant")
-                .values(content=self._clean(content) or "", tokens_in=int(tokens_in), tokens_out=int(tokens_out),
+                .values(content=self._clean(content, known) or "", tokens_in=int(tokens_in), tokens_out=int(tokens_out),
                         ttft_ms=float(ttft_ms), duration_ms=float(duration_ms), declined=bool(declined),
                         status=status)
                 .returning(_M.c.conversation_id, earlier)  # and its sources so far, same round trip
@@ -233,7 +266,10 @@ class ConversationLog:
         """Rate a message; the same user rating it again replaces their earlier feedback."""
         if isinstance(rating, bool) or rating not in (-1, 0, 1):
             raise ValueError(f"rating must be -1, 0 or 1, not {rating!r}")
-        comment, correction = self._clean(comment), self._clean(correction)
+        _check_length("comment", comment, MAX_COMMENT_CHARS)
+        _check_length("correction", correction, MAX_CORRECTION_CHARS)
+        known = self._secrets.known(message_id=message_id)
+        comment, correction = self._clean(comment, known), self._clean(correction, known)
         for attempt in range(3):  # a concurrent first rating by the same user: retry as an update
             try:
                 with self._write() as s:
@@ -340,15 +376,26 @@ class ConversationLog:
 
     def export(self, *, rated_only: bool = False, since: datetime | None = None,
                include_opted_out: bool = False) -> list[dict[str, Any]]:
-        """Answered questions as chat-format training records (see `reports.export_records`)."""
+        """Answered questions as chat-format training records (see `reports.export_records`).
+
+        With redaction on, the records are scrubbed again on the way out: rows written before
+        `redact = true` was set, or before a pattern was added, must not reach training data."""
         with self._read() as s:
-            return reports.export_records(s, rated_only=rated_only, since=since,
-                                          include_opted_out=include_opted_out)
+            records = reports.export_records(s, rated_only=rated_only, since=since,
+                                             include_opted_out=include_opted_out)
+        return [_scrubbed_record(r) for r in records] if self.redact else records
 
     def stats(self) -> dict[str, Any]:
         """Usage and quality figures (see `reports.stats`)."""
         with self._read() as s:
             return reports.stats(s)
+
+
+def _scrubbed_record(record: dict[str, Any]) -> dict[str, Any]:
+    """An export record with its texts redacted (ids, dates and flags are left as they are)."""
+    texts = {key: scrub(record[key]) for key in ("correction", "original") if record.get(key)}
+    messages = [{**m, "content": scrub(m["content"])} for m in record["messages"]]
+    return {**record, **texts, "messages": messages}
 
 
 def _insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
