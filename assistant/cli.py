@@ -220,8 +220,9 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-public-share", action="store_true",
                    help="allow --share without --auth (anyone with the link can read your documents)")
     p.add_argument("--api-key", action="append", metavar="KEY:USER",
-                   help="bearer key accepted by the /v1 API, acting as USER (repeatable)")
-    p.add_argument("--api-keys-file", help="file with one KEY:USER per line")
+                   help="bearer key accepted by the /v1 API, acting as USER (repeatable); at least 16 characters: "
+                        "python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
+    p.add_argument("--api-keys-file", help="file with one KEY:USER per line (keys of 16 characters or more)")
 
 
 def build_parser() -> argparse.ArgumentParser:

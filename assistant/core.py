@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import typing
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -25,13 +26,14 @@ from assistant.tasks.routing import AUTO, TASK_CHOICES, infer_task
 from assistant.turns import TurnRecorder
 from assistant.types import Answer, IngestReport, Source
 from finetune.registry import Registry
-from foundation.model_paths import registered_model_names, served_model_name
+from foundation.model_paths import registered_model_names, resolve_generator, served_model_name
 from foundation.workspace import resolve_workspace
 from index import DocumentIndex
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 4000  # longer input is trimmed (and said so), never crashed on
+MAX_EXTRA_MODELS = 2  # generators kept besides the served one; each costs its weights in memory
 
 
 class Assistant:
@@ -50,7 +52,9 @@ class Assistant:
         self._index = None
         self._log = None
         self._log_opened = False
-        self._generators: dict[str, Generator] = {}
+        # resolved model (folder, hub id or remote name) -> (the name it was asked by, its backend)
+        self._generators: OrderedDict[str, tuple[str, Generator]] = OrderedDict()
+        self.max_extra_models = MAX_EXTRA_MODELS  # the least recently used extra is unloaded first
         self._lock = threading.RLock()
         self._memory_history: dict[str, list[dict[str, str]]] = {}  # when logging is off (see TurnRecorder)
 
@@ -106,16 +110,42 @@ class Assistant:
         return self.config.generator
 
     def generator(self, model: str | None = None) -> Generator:
-        """The backend for `model` (a registry name, 'base', an HF id or path), loaded once and kept."""
+        """The backend for `model` (a registry name, 'base', an HF id or path), loaded once and kept.
+
+        Kept by what the name resolves to, so `P`, `P/` and `P/../x/..` share one copy; besides the
+        served model at most `max_extra_models` stay loaded (least recently used unloaded first).
+        """
         name = model or self.model_name
         if name == "base":  # the configured generator, whatever the registry serves
             name = self.config.generator
         with self._lock:
-            if name not in self._generators:
+            key = self._model_key(name)
+            if key not in self._generators:
                 t0 = time.perf_counter()
-                self._generators[name] = load_generator(self.config, self.workspace, name)
+                self._generators[key] = (name, load_generator(self.config, self.workspace, name))
                 log.info("loaded generator %s in %.1fs", name, time.perf_counter() - t0)
-            return self._generators[name]
+            self._generators.move_to_end(key)
+            generator = self._generators[key][1]
+            self._evict_extras()
+            return generator
+
+    def _model_key(self, name: str) -> str:
+        """What `name` loads: the resolved folder, else the hub id (or the remote server's model name)."""
+        if self.config.backend != "local":
+            return name
+        target = resolve_generator(name, self.workspace)
+        path = Path(target)
+        return str(path.resolve()) if path.exists() else target
+
+    def _evict_extras(self) -> None:
+        """Unload the least recently used generators beyond `max_extra_models` (never the served one)."""
+        try:
+            served = self._model_key(self.model_name)
+        except Exception:  # the served model cannot be resolved: every loaded one counts as extra
+            served = None
+        extras = [key for key in self._generators if key != served]
+        for key in extras[:max(0, len(extras) - self.max_extra_models)]:
+            log.info("unloading generator %s (least recently used)", self._generators.pop(key)[0])
 
     def warm_up(self) -> None:
         """Load what the first question would otherwise wait for (the served generator, the
@@ -126,14 +156,22 @@ class Assistant:
 
     @property
     def loaded_models(self) -> list[str]:
-        """The generators held in memory (by the names they were asked for)."""
+        """The generators held in memory (by the names they were first asked for), oldest use first."""
         with self._lock:
-            return list(self._generators)
+            return [name for name, _ in self._generators.values()]
 
     def unload(self, model: str) -> None:
-        """Forget a loaded model (its memory is freed once no answer still uses it)."""
+        """Forget a loaded model (its memory is freed once no answer still uses it).
+
+        Matched by the name it was loaded under too: a discarded candidate no longer resolves.
+        """
         with self._lock:
-            self._generators.pop(model, None)
+            try:
+                key = self._model_key(model)
+            except Exception:  # a path that is gone: only its name can match
+                key = model
+            for k in [k for k, (name, _) in self._generators.items() if k == key or name == model]:
+                del self._generators[k]
 
     def models(self) -> list[str]:
         """'base' (the configured generator) and every fine-tuned model in the registry."""

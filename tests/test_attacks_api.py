@@ -20,7 +20,7 @@ from ui.ownership import NO_SUCH_CONVERSATION
 from ui.server import launch
 
 QUESTION = "Which environment variable makes the conversation log use PostgreSQL?"
-KEYS = {"alice": "key-alice-5b1f", "bob": "key-bob-9c2e"}
+KEYS = {"alice": "key-alice-5b1f9c2e7d4a", "bob": "key-bob-9c2e5b1f03a8"}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -99,7 +99,7 @@ def test_body_user_never_creates_conversations_for_someone_else(demo_bot, keyed)
 
 def test_wrong_or_missing_key_is_refused_in_openai_shape(keyed):
     r = httpx.post(f"{keyed.url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
-                   headers={"Authorization": "Bearer key-alice-5b1fX"})
+                   headers={"Authorization": "Bearer key-alice-5b1f9c2e7d4aX"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     assert httpx.get(f"{keyed.url}/v1/models").json()["error"]["code"] == "invalid_api_key"
 

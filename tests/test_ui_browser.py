@@ -149,7 +149,7 @@ def test_code_task_renders_highlighted_code(page):
 
 @pytest.fixture(scope="module")
 def auth_server(demo_bot):
-    srv = launch(demo_bot, port=0, auth=[("alice", "wonder"), ("bob", "builder")], api_keys=["k"])
+    srv = launch(demo_bot, port=0, auth=[("alice", "wonder"), ("bob", "builder")], api_keys=["k-5b1f9c2e7d4a8f03"])
     yield srv
     srv.close()
 

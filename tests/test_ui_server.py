@@ -14,7 +14,7 @@ import pytest
 from ui.server import launch
 
 QUESTION = "Which environment variable makes the conversation log use PostgreSQL?"
-API_KEY = "test-key-123"
+API_KEY = "test-key-123-5b1f9c2e"  # served keys have 16+ characters
 
 
 @pytest.fixture(scope="module")

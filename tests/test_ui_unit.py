@@ -91,24 +91,28 @@ def test_share_without_auth_is_refused_unless_allowed():
     assert resolve_access(share=True, auth=["a:b"], env={}).auth_on
 
 
+K1, K2, K3 = "k1-5b1f9c2e7d4a8f03", "k2-9c2e5b1f03a8d47f", "k3-7d4a8f035b1f9c2e"  # served keys have 16+ characters
+
+
 def test_api_keys_from_argument_environment_and_file_each_act_as_a_user(tmp_path):
     keys_file = tmp_path / "keys.txt"
-    keys_file.write_text("# service accounts\nk3:reports-bot\n\nk:with:colons:carol\n")
-    keys = parse_api_keys(["k1:alice"], env={"ASSISTANT_API_KEYS": "k2:bob, k1:alice ,"}, keys_file=keys_file)
-    assert keys == {"k1": "alice", "k2": "bob", "k3": "reports-bot", "k:with:colons": "carol"}
-    assert api_key_user(keys, "Bearer k2") == "bob" and api_key_user(keys, "bearer k1") == "alice"
-    assert api_key_user(keys, "Bearer k:with:colons") == "carol"
-    assert api_key_user(keys, "Bearer k3x") is None and api_key_user(keys, "k1") is None and api_key_user(keys, None) is None
-    assert check_api_key(keys, "Bearer k3") and not check_api_key(keys, "Bearer alice")
-    bare = parse_api_keys(["plainkey"], env={})  # README's `--api-key KEY`: its own user, the key not revealed
-    assert list(bare) == ["plainkey"] and bare["plainkey"].startswith("api-") and "plainkey" not in bare["plainkey"]
-    policy = resolve_access(api_keys=["k:u"], env={})
+    keys_file.write_text(f"# service accounts\n{K3}:reports-bot\n\nk:with:colons-5b1f:carol\n")
+    keys = parse_api_keys([f"{K1}:alice"], env={"ASSISTANT_API_KEYS": f"{K2}:bob, {K1}:alice ,"}, keys_file=keys_file)
+    assert keys == {K1: "alice", K2: "bob", K3: "reports-bot", "k:with:colons-5b1f": "carol"}
+    assert api_key_user(keys, f"Bearer {K2}") == "bob" and api_key_user(keys, f"bearer {K1}") == "alice"
+    assert api_key_user(keys, "Bearer k:with:colons-5b1f") == "carol"
+    assert api_key_user(keys, f"Bearer {K3}x") is None and api_key_user(keys, K1) is None
+    assert api_key_user(keys, None) is None
+    assert check_api_key(keys, f"Bearer {K3}") and not check_api_key(keys, "Bearer alice")
+    bare = parse_api_keys([K1], env={})  # README's `--api-key KEY`: its own user, the key not revealed
+    assert list(bare) == [K1] and bare[K1].startswith("api-") and K1 not in bare[K1]
+    policy = resolve_access(api_keys=[f"{K1}:u"], env={})
     assert policy.api_needs_key and not policy.auth_on
     assert resolve_access(auth=["u:p"], env={}).api_needs_key
 
 
-@pytest.mark.parametrize("entries, why", [(["k1:alice", "k1:bob"], "already given"), ([":alice"], "KEY:USER"),
-                                          (["k 1:alice"], "KEY:USER"), (["k1:"], "KEY:USER")])
+@pytest.mark.parametrize("entries, why", [([f"{K1}:alice", f"{K1}:bob"], "already given"), ([":alice"], "KEY:USER"),
+                                          (["k 1:alice"], "KEY:USER"), ([f"{K1}:"], "KEY:USER")])
 def test_bad_api_keys_are_clear_errors(entries, why):
     with pytest.raises(AuthConfigError, match=why):
         parse_api_keys(entries, env={})

@@ -29,7 +29,8 @@ from assistant.generation.base import cut_at_stop, held_back
 from assistant.tasks import TASK_CHOICES
 from assistant.tasks.base import Result, TextDelta
 from ui import limits, render
-from ui.model_choice import current_model, model_arg, model_choices
+from ui.login_limit import LoginThrottle, client_address, retry_after_s
+from ui.model_choice import UnknownModel, current_model, model_arg, model_choices
 from ui.ownership import NotYourConversation, own_conversation
 from ui.security import AccessPolicy, api_key_user
 
@@ -96,13 +97,16 @@ class ChatRequest(BaseModel):
     k: int | None = None
 
 
-def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4) -> APIRouter:
+def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4,
+               key_throttle: LoginThrottle | None = None) -> APIRouter:
     """Routes bound to one assistant; /v1 needs a bearer key whenever logins or keys are set.
 
     At most `max_concurrent` answers are generated at once; more wait their turn. On a small
     CPU machine running 8 at once is slower for everyone than 4 at a time (bench_serve.py).
+    Wrong keys are limited per client address like sign-ins (`key_throttle`, 5 a minute by default).
     """
     router = APIRouter(route_class=OpenAIErrors)
+    key_throttle = key_throttle or LoginThrottle()
     # A fixed pool runs the answers; waiting requests hold no thread, only a place in its queue.
     workers = ThreadPoolExecutor(max_concurrent, thread_name_prefix="v1-answer")
 
@@ -113,10 +117,20 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4) -> APIRo
         if not access.api_keys:
             raise APIError(401, "this server has logins but no API keys: start it with --api-key KEY:USER",
                            code="invalid_api_key")
-        user = api_key_user(access.api_keys, request.headers.get("authorization"))
+        client = client_address(request.scope)
+        wait = key_throttle.retry_after(client)
+        if wait > 0:  # the right key waits too, or guessing would go on
+            seconds = retry_after_s(wait)
+            raise APIError(429, f"Too many wrong API keys from this address: try again in {seconds} s.",
+                           code="rate_limit_exceeded", type="rate_limit_error", headers={"Retry-After": str(seconds)})
+        header = request.headers.get("authorization")
+        user = api_key_user(access.api_keys, header)
         if user is None:
+            if header:  # a key was tried; a request without one guesses nothing
+                key_throttle.failed(client)
             raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
                            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        key_throttle.succeeded(client)
         return user
 
     @router.get("/health")
@@ -188,10 +202,10 @@ def _ask_kwargs(bot: Any, req: ChatRequest, history: list[dict[str, str]], user:
         raise APIError(400, str(exc), param=exc.param, code="invalid_value") from None
     if req.conversation_id:
         kw["conversation_id"] = req.conversation_id
-    if req.model and req.model not in model_choices(bot) and req.model not in ("default", "domain-assistant"):
-        raise APIError(404, f"model {req.model!r} is not served here; see /v1/models", param="model",
-                       code="model_not_found")
-    chosen = model_arg(bot, req.model if req.model in model_choices(bot) else None)
+    try:  # only the names /v1/models lists: never a path or hub id from the network
+        chosen = model_arg(bot, req.model)
+    except UnknownModel as exc:
+        raise APIError(404, str(exc), param="model", code="model_not_found") from None
     if chosen:
         kw["model"] = chosen
     if history:

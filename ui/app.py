@@ -21,7 +21,7 @@ from assistant.tasks import TASK_CHOICES
 from assistant.tasks.base import Result, Status, TextDelta
 from assistant.types import Source
 from ui import limits, render
-from ui.model_choice import current_model, model_arg, model_choices
+from ui.model_choice import UnknownModel, current_model, model_arg, model_choices
 from ui.ownership import NotYourConversation, check_message_owner, own_conversation
 from ui.security import UploadPolicy, UploadRejected, discard_upload, inside, save_upload
 
@@ -78,10 +78,10 @@ class ChatHandlers:
         if not message:
             yield history, "", conv_id, msg_ids
             return
+        kwargs = self._ask_kwargs(task, conv_id, _user(request), k, temperature, model)  # refusals before any output
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": render.streaming_markdown("", "Searching the documents…")}]
         yield history, "", conv_id, msg_ids
         text = ""
-        kwargs = self._ask_kwargs(task, conv_id, _user(request), k, temperature, model)
         try:
             for event in self.bot.stream_events(message, **kwargs):
                 if isinstance(event, TextDelta):
@@ -109,7 +109,8 @@ class ChatHandlers:
                 kw["k"] = limits.check_k(k)
             if temperature is not None and temperature != -1:
                 kw["temperature"] = limits.check_temperature(temperature)
-        chosen = model_arg(self.bot, model)
+        with _as_gradio_error():  # only offered names: never a path or hub id from the network
+            chosen = model_arg(self.bot, model)
         if chosen:
             kw["model"] = chosen
         return kw
@@ -300,7 +301,7 @@ def _as_gradio_error() -> Iterator[None]:
     which the page shows as a message and gradio_client raises as AppError with the same text."""
     try:
         yield
-    except (limits.InvalidParam, NotYourConversation) as exc:
+    except (limits.InvalidParam, NotYourConversation, UnknownModel) as exc:
         raise gr.Error(str(exc)) from None
 
 

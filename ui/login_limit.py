@@ -1,10 +1,12 @@
-"""Failed sign-ins limited per client address, so a password cannot be guessed at network speed.
+"""Failed sign-ins and wrong API keys limited per client address, so neither can be guessed at network speed.
 
 Gradio checks the password at `POST /login` but never sees who is asking, so the limit sits in
 front of it as a small ASGI middleware: after `max_failures` wrong passwords within `window_s`
 from one address, every sign-in from there is refused with 429 for `lockout_s` — the right
 password too, or guessing would go on. Behind a reverse proxy the address is the one the proxy
 forwards (uvicorn trusts X-Forwarded-For from 127.0.0.1 only; see docs/security.md).
+
+/v1 checks API keys itself (ui.api), with a LoginThrottle of its own and the same `client_address`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ MAX_TRACKED = 10_000  # addresses remembered at once; the oldest are forgotten f
 
 
 class LoginThrottle:
-    """Counts failed sign-ins per address; thread-safe, memory bounded by MAX_TRACKED."""
+    """Counts failed sign-ins (or wrong API keys) per address; thread-safe, memory bounded by MAX_TRACKED."""
 
     def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S, lockout_s: float = LOCKOUT_S,
                  clock: Callable[[], float] = time.monotonic):
@@ -81,7 +83,7 @@ class LoginThrottleMiddleware:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in LOGIN_PATHS:
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = client_address(scope)
         wait = self.throttle.retry_after(client)
         if wait > 0:
             await _refuse(send, wait)
@@ -101,8 +103,18 @@ class LoginThrottleMiddleware:
             self.throttle.failed(client)
 
 
+def client_address(scope: Scope) -> str:
+    """Who is asking, as uvicorn saw it: the peer, or the address a proxy on 127.0.0.1 forwarded."""
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+def retry_after_s(wait: float) -> int:
+    """Whole seconds for a Retry-After header: rounded up, so a client that obeys it is let in."""
+    return int(wait) + 1
+
+
 async def _refuse(send: Callable, wait: float) -> None:
-    seconds = int(wait) + 1
+    seconds = retry_after_s(wait)
     body = json.dumps({"detail": f"Too many failed sign-ins from this address: try again in {seconds} s."}).encode()
     await send({"type": "http.response.start", "status": 429,
                 "headers": [(b"content-type", b"application/json"), (b"retry-after", str(seconds).encode()),

@@ -18,6 +18,8 @@ from typing import Iterable
 from foundation.formats import SUPPORTED_SUFFIXES
 
 UPLOADS_DIR = "uploads"
+MIN_API_KEY_CHARS = 16  # with 5 guesses a minute per address, a random key this long is out of reach
+KEYGEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 DEFAULT_MAX_UPLOAD_MB = 20
 # What the document index can read; anything else is refused before it touches the workspace.
 DEFAULT_UPLOAD_TYPES = SUPPORTED_SUFFIXES
@@ -159,6 +161,7 @@ def parse_api_keys(api_keys: Iterable[str] | None = None, env: dict[str, str] | 
     Entries are `KEY:USER` (or a bare `KEY`, which acts as its own user `api-<hash>`), from the
     argument, `ASSISTANT_API_KEYS` (comma separated) and a keys file (one entry per line, `#`
     comments). The user is who owns the conversations the key starts, exactly like a login.
+    Keys shorter than MIN_API_KEY_CHARS are refused: the server would start, but guessable.
     """
     env = os.environ if env is None else env
     entries = [(k, "--api-key") for k in (api_keys or []) if k and k.strip()]
@@ -186,6 +189,10 @@ def _key_user(entry: str, where: str) -> tuple[str, str]:
     key, user = key.strip(), user.strip()
     if not key or not user or any(c.isspace() for c in key):
         raise AuthConfigError(f"{where}: expected KEY:USER (a key without spaces), got {entry[:40]!r}")
+    if len(key) < MIN_API_KEY_CHARS:  # the key itself is not echoed: it may be a real one, mistyped
+        whose = f"the API key for {user!r}" if sep else "an API key"
+        raise AuthConfigError(f"{where}: {whose} is too short (length {len(key)}); use at least {MIN_API_KEY_CHARS} "
+                              f"random characters. Generate one with: {KEYGEN}")
     return key, user
 
 

@@ -78,14 +78,16 @@ class RunningServer:
 
 def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None = None,
                allow_folder_ingest: bool = True, chat_concurrency: int | None = None,
-               login_throttle: LoginThrottle | None = None):
+               login_throttle: LoginThrottle | None = None, api_key_throttle: LoginThrottle | None = None):
     """The FastAPI app: `/health`, `/v1/*` and the Gradio page (with logins when configured).
 
-    Failed sign-ins are limited per client address (`login_throttle`, 5 a minute by default).
+    Failed sign-ins and wrong API keys are limited per client address, each on its own count
+    (`login_throttle`, `api_key_throttle`: 5 a minute by default, then 5 minutes locked out).
     """
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY))  # before the mount at "/", which catches the rest
+    app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY,
+                                  key_throttle=api_key_throttle))  # before the mount at "/", which catches the rest
     demo = build_app(bot, uploads=uploads, allow_folder_ingest=allow_folder_ingest,
                      chat_concurrency=chat_concurrency or CHAT_CONCURRENCY)
     auth = (lambda u, p: check_login(access.logins, u, p)) if access.auth_on else None
@@ -109,7 +111,8 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
            allow_public_share: bool = False, api_keys: Iterable[str] | None = None,
            api_keys_file: str | Path | None = None, open_browser: bool = False,
            max_upload_mb: float | None = None, chat_concurrency: int | None = None,
-           login_throttle: LoginThrottle | None = None) -> RunningServer:
+           login_throttle: LoginThrottle | None = None,
+           api_key_throttle: LoginThrottle | None = None) -> RunningServer:
     """Start serving in a background thread and return once requests are answered.
 
     `port=0` (or None) picks a free port. Raises `AuthConfigError` for unsafe combinations
@@ -123,7 +126,7 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
     # Indexing an arbitrary server folder is fine for the person at the keyboard, not for visitors.
     local_only = host in LOOPBACK_HOSTS and not share and not access.auth_on
     app = create_app(bot, access, uploads=uploads, allow_folder_ingest=local_only, chat_concurrency=chat_concurrency,
-                     login_throttle=login_throttle)
+                     login_throttle=login_throttle, api_key_throttle=api_key_throttle)
     port = port or _free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3))
     thread = threading.Thread(target=server.run, name=f"assistant-server-{port}", daemon=True)
