@@ -174,6 +174,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """The CPU, and the decoder and embedder paths measured to match float32 on it (runs the checks once)."""
+    from assistant.doctor import format_report, runtime_report  # loads the models: only for this command
+
+    report = runtime_report(_open(args), run_checks=True)
+    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    return 0
+
+
 def cmd_eval_retrieval(args) -> int:
     bot = _open(args)
     result = evaluate_retrieval(bot.index, Path(args.qa), ks=tuple(args.k))
@@ -257,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="ingest the bundled sample documents and serve the chat")
     _add_serve_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("doctor", help="which decoder and embedder run on this CPU, and why (checked against float32)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("eval", help="measure retrieval, answers and summaries on your own question files")
     esub = p.add_subparsers(dest="what", required=True)

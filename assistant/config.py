@@ -31,7 +31,7 @@ class Config:
     no_repeat_ngram: int = 4  # local backend: block repeated 4-grams, which stops small models looping (not for code)
     context_window: int = 0  # 0 = the model's own; lower it to bound CPU latency
     device: str = "auto"  # auto | cpu | cuda | mps
-    decoder: str = "auto"  # local backend: auto (CTranslate2 int8 for the default model on a CPU, ~2x faster, text differs slightly) | transformers (float32, exact) | ctranslate2
+    decoder: str = "auto"  # local backend: auto (the default model on a CPU: CTranslate2 at the fastest precision that matches float32 on this CPU, checked once per machine; ~2x generate) | transformers (float32, the reference) | ctranslate2 (the same check, any local folder) | ctranslate2-int8 / ctranslate2-float32 (forced, unchecked)
     # Retrieval
     embedder: str = "all-MiniLM-L6-v2"  # bundled; any sentence-transformers id or path
     embed_backend: str = "auto"  # auto (int8 ONNX on a CPU when onnxruntime is installed: ~1.5x faster embedding, cosine ~0.997 of float32) | torch | onnx-int8

@@ -160,6 +160,15 @@ class Assistant:
         with self._lock:
             return [name for name, _ in self._generators.values()]
 
+    def loaded_generator(self) -> Generator | None:
+        """The served model's backend if it is loaded already (None otherwise: nothing is loaded here)."""
+        with self._lock:
+            try:
+                found = self._generators.get(self._model_key(self.model_name))
+            except Exception:  # the served model cannot be resolved: it is not loaded either
+                return None
+            return found[1] if found else None
+
     def unload(self, model: str) -> None:
         """Forget a loaded model (its memory is freed once no answer still uses it).
 

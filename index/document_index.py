@@ -109,9 +109,10 @@ class DocumentIndex:
         else:
             state = empty_state({"embedder": name, "dimension": None})
         state.manifest["embedder"] = name
+        forced = embed_backend != "auto"
         if embed_backend == "auto" and state.chunks:
             embed_backend = follow_backend(state.manifest.get("embedding", LEGACY_PATH)["backend"])
-        model = Embedder(name, resolve_embedder(embedder), device, backend=embed_backend)
+        model = Embedder(name, resolve_embedder(embedder), device, backend=embed_backend, forced=forced)
         index = cls(directory, model, state, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                     reranker=reranker, device=device, max_file_bytes=max_file_bytes,
                     approx_threshold=approx_threshold, index_kind=index_kind,
@@ -124,6 +125,15 @@ class DocumentIndex:
     @property
     def embedder_name(self) -> str:
         return self._embedder.name
+
+    def embedder_status(self, load: bool = False) -> dict:
+        """How queries are embedded here: the backend, its agreement with float32 on this CPU, any fallback.
+        `load` loads the model first (seconds, and the one-off machine check) so the answer is final."""
+        embedder = self._embedder
+        if load:
+            embedder.model  # noqa: B018 - loading is the point
+        return {"model": embedder.name, "backend": embedder.backend, "loaded": embedder.loaded,
+                "check": embedder.check, "fallback_reason": embedder.fallback_reason}
 
     @property
     def embedder_path(self) -> str:

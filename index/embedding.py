@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from foundation.devices import pick_device
+from index.int8_check import machine_verdict
 from index.onnx_embedding import (Int8Unavailable, OnnxInt8Encoder, ensure_int8_export, export_cached, int8_available,
                                   require_int8)
 
@@ -36,16 +37,20 @@ class Embedder:
     """A lazily loaded SentenceTransformer (or its int8 ONNX export) that returns float32 unit vectors."""
 
     def __init__(self, name: str, model_path: str, device: str = "auto", batch_size: int = DEFAULT_BATCH,
-                 backend: str = "auto"):
+                 backend: str = "auto", forced: bool | None = None):
+        """`forced`: the user asked for this backend (the default when `backend` is not "auto"); an index
+        reopened with the backend that built it is not forced, so it may still fall back to float32."""
         if backend not in BACKENDS:
             raise ValueError(f"embed_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.name = name
         self.model_path = model_path
         self.requested_device = device
         self.requested_backend = backend
+        self.forced = backend != "auto" if forced is None else forced
         self.batch_size = batch_size
         self._model = None
         self._backend: str | None = None  # resolved on first use; may fall back from onnx-int8 to torch
+        self.fallback_reason = ""  # why the int8 path was not used, when it was asked for and is not
         self._lock = threading.Lock()
 
     @property
@@ -67,6 +72,11 @@ class Embedder:
         return {"model": self.name, "backend": backend, "precision": precision}
 
     @property
+    def check(self) -> dict | None:
+        """The int8 path's agreement with float32 on this machine (None before it is loaded, or on torch)."""
+        return getattr(self._model, "machine_check", None)
+
+    @property
     def loaded(self) -> bool:
         return self._model is not None
 
@@ -83,10 +93,11 @@ class Embedder:
             try:
                 return self._shared(("onnx-int8", self.model_path, "cpu"), self._load_int8)
             except Int8Unavailable as exc:
-                if self.requested_backend == "onnx-int8":
+                if self.forced:
                     raise
                 log.warning("int8 embedding path unavailable, using float32 torch: %s", exc)
                 self._backend = "torch"
+                self.fallback_reason = str(exc)
         return self._shared((self.model_path, device), lambda: self._load_on(device))
 
     @staticmethod
@@ -97,9 +108,19 @@ class Embedder:
             return _MODELS[key]
 
     def _load_int8(self):
+        """The int8 export, once its agreement with float32 holds on this CPU (`index.int8_check`)."""
         folder = ensure_int8_export(self.model_path)
-        log.info("Loaded embedder %s as int8 ONNX from %s", self.name, folder)
-        return OnnxInt8Encoder(folder)
+        encoder = OnnxInt8Encoder(folder)
+        verdict = encoder.machine_check = machine_verdict(folder, self.model_path, encoder)
+        if not verdict["agrees"]:
+            problem = (f"the int8 export of {self.name} disagrees with float32 on this CPU (mean cosine "
+                       f"{verdict['mean_cosine']:.4f} < {verdict['threshold']})")
+            if not self.forced:
+                raise Int8Unavailable(problem)
+            log.warning("%s; using it because embed_backend = onnx-int8 forces it", problem)
+        log.info("Loaded embedder %s as int8 ONNX from %s (mean cosine %.4f against float32 on this CPU)",
+                 self.name, folder, verdict["mean_cosine"])
+        return encoder
 
     def _load_on(self, device: str):
         from sentence_transformers import SentenceTransformer

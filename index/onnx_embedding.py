@@ -48,6 +48,7 @@ from typing import Sequence
 import numpy as np
 
 from foundation.workspace import atomic_folder, atomic_write_json, cache_dir
+from index.int8_check import write_reference
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def ensure_int8_export(model_path: str) -> Path:
 def _export(model_path: str, out: Path) -> None:
     """Trace the whole SentenceTransformer into ONNX, smooth the MatMul inputs, quantise every weight MatMul to int8."""
     import onnx
+    import onnxruntime as ort
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -153,6 +155,10 @@ def _export(model_path: str, out: Path) -> None:
         smoothed, cosine = 0, _agreement(float_file, out / MODEL_FILE, batches)
     else:
         keep = []
+    texts = check_texts()
+    reference = ort.InferenceSession(str(float_file), providers=["CPUExecutionProvider"])
+    write_reference(out, texts, np.concatenate([reference.run(None, {n: t.numpy() for n, t in st.tokenize(chunk).items()
+                                                                  if n in names})[0] for chunk in _batched(texts, 8)]))
     float_file.unlink()
     smooth_file.unlink()
     st.tokenizer.save_pretrained(str(out))
@@ -185,11 +191,12 @@ def _eager_attention(st) -> None:
         pass
 
 
-def _calibration_texts(count: int = 64, size: int = 600) -> list[str]:
+def _calibration_texts(count: int = 64, size: int = 600, between: bool = False) -> list[str]:
     """Real prose for the activation ranges: Python's own reference topics (stdlib `pydoc_data`, ~460 kB of
     technical English), cut into chunk-sized pieces spread over all topics. Short sentences are not
     enough: ranges of long inputs are wider (calibrating on 24 one-line sentences gave cosine 0.9956
-    on man pages, 64 of these pieces 0.9974)."""
+    on man pages, 64 of these pieces 0.9974). `between` takes the pieces halfway between those
+    (texts for the machine check in `index.int8_check` that the calibration never saw)."""
     try:
         from pydoc_data.topics import topics
     except ImportError:  # a Python built without it
@@ -198,7 +205,7 @@ def _calibration_texts(count: int = 64, size: int = 600) -> list[str]:
     if not pieces:
         pieces = [_FALLBACK_CALIBRATION * 4]
     step = max(1, len(pieces) // count)
-    return pieces[::step][:count]
+    return pieces[step // 2 if between else 0::step][:count]
 
 
 _FALLBACK_CALIBRATION = (
@@ -357,3 +364,8 @@ def _fast_tokenizer(folder: Path, max_length: int):
     tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad,
                              direction=config.get("padding_side", "right"))
     return tokenizer
+
+
+def check_texts() -> list[str]:
+    """The texts `index.int8_check` compares int8 with float32 on: the calibration's prose, other pieces."""
+    return _calibration_texts(24, between=True)

@@ -1,7 +1,9 @@
-"""The fast decoder: CTranslate2 int8 behind the `Generator` interface, on the bundled default model.
+"""The fast decoder: CTranslate2 behind the `Generator` interface, on the bundled default model.
 
 Real parts: the bundled SmolLM2, converted once into the shared model cache; compared with the
-transformers float32 path on the same prompt.
+transformers float32 path on the same prompt. Which precision `auto` decodes in is decided by the
+self-check on the machine that runs the suite (tests/test_decoder_selfcheck.py): these tests hold
+for whichever path it chose, on any x86 CPU, because the chosen path agrees with float32 there.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ def fast():
 
     gen = load_generator(Config(device="cpu"))
     assert isinstance(gen, CTranslate2Generator), "auto picks CTranslate2 for the default model on a CPU"
+    assert gen.decoder_info["decoder"] == f"ctranslate2-{gen.precision}"
     return gen
 
 
@@ -48,14 +51,11 @@ def test_streams_token_by_token_with_stats_and_stops(fast):
     assert len("".join(fast.stream(COLOURS, max_new_tokens=3))) < len(full)  # the budget holds
 
 
-def test_greedy_output_matches_transformers_within_a_bound(fast, exact):
-    """int8 activations change late tokens a little: a short answer is identical, and on a list the
-    first lines agree (measured: transformers stops after three colours, int8 lists five)."""
+def test_greedy_output_matches_transformers(fast, exact):
+    """The path `auto` chose agrees with float32 on this CPU: the same greedy text, a list included
+    (int8 on an AVX2 server wrote "1. Blue\n2. Gold\n\nHere is a list ..." where float32 lists three)."""
     assert "".join(fast.stream(CAPITAL, max_new_tokens=24)) == "".join(exact.stream(CAPITAL, max_new_tokens=24))
-    a = fast.tokenizer.encode("".join(fast.stream(COLOURS, max_new_tokens=24)), add_special_tokens=True)
-    b = exact.tokenizer("".join(exact.stream(COLOURS, max_new_tokens=24)))["input_ids"]
-    common = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    assert common >= 8, (a, b)
+    assert "".join(fast.stream(COLOURS, max_new_tokens=24)) == "".join(exact.stream(COLOURS, max_new_tokens=24))
 
 
 def test_chat_tokenizer_matches_transformers_without_importing_it(fast, exact):
@@ -78,13 +78,30 @@ def test_chat_tokenizer_matches_transformers_without_importing_it(fast, exact):
     assert fast.tokenizer.end_ids == [2]  # <|im_end|>: generation_config's eos and the tokenizer's
 
 
+def _repeats(text: str, n: int) -> bool:
+    words = text.lower().split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
 def test_repeat_guard_stops_loops_but_lets_the_answer_copy_the_prompt(fast):
-    loop = [{"role": "user", "content": "Write the word 'cat' twenty times separated by spaces."}]
-    looping = "".join(fast.stream(loop, max_new_tokens=30)).lower()
-    guarded = "".join(fast.stream(loop, max_new_tokens=30, no_repeat_ngram=2)).lower()
-    assert looping.count("cat") > 8 and guarded.count("cat") < looping.count("cat")
+    loop = [{"role": "user", "content": "Say 'yes' ten times."}]
+    looping = "".join(fast.stream(loop, max_new_tokens=30))
+    guarded = "".join(fast.stream(loop, max_new_tokens=30, no_repeat_ngram=2))
+    assert _repeats(looping, 4) and not _repeats(guarded, 4), (looping, guarded)
     copy = [{"role": "user", "content": "Repeat this sentence exactly: the quick brown fox jumps over the lazy dog."}]
     assert "quick brown fox jumps over the lazy dog" in "".join(fast.stream(copy, max_new_tokens=30, no_repeat_ngram=4))
+
+
+def test_forced_int8_streams_whatever_the_check_says():
+    """`decoder = ctranslate2-int8` is for those who want int8's speed anyway: loaded unchecked."""
+    from assistant.generation.ctranslate import CTranslate2Generator
+
+    gen = load_generator(Config(device="cpu", decoder="ctranslate2-int8"))
+    assert isinstance(gen, CTranslate2Generator) and gen.precision == "int8"
+    assert "not checked" in gen.decoder_info["reason"]
+    stats = GenerationStats()
+    assert "".join(gen.stream(CAPITAL, max_new_tokens=12, stats=stats)).strip() and 0 < stats.tokens_out <= 12
 
 
 def test_decoder_setting_is_checked():

@@ -1,10 +1,11 @@
-"""Generation with CTranslate2 in int8 on the CPU: the same model as `LocalGenerator`, decoded ~2x faster.
+"""Generation with CTranslate2 on the CPU: the same model as `LocalGenerator`, decoded ~2x faster.
 
 A Hugging Face Llama-style folder is converted once (`TransformersConverter(...).convert(out,
-quantization="int8")`) into a sibling folder in the shared model cache, then decoded greedily token
-by token with `Generator.generate_tokens`. The chat template, stop sequences and stats are the
-same as the transformers path; int8 weights change the greedy text a little (the first tokens
-agree; tests/test_decoder_ctranslate.py bounds the difference).
+quantization=...)`) into a sibling folder in the shared model cache, in int8 or float32, then decoded
+greedily token by token with `Generator.generate_tokens`. The chat template, stop sequences and
+stats are the same as the transformers path. float32 writes float32's text; int8 changes it by an
+amount that depends on the CPU's kernels, so `assistant.generation.selfcheck` decides per machine
+which precision is used (on the bundled model float32 decodes within ~7 % of int8's speed).
 
 Repeat guard: transformers' path bans any n-gram the answer already contains
 (`AnswerNoRepeatNGram`). CTranslate2 has no per-step logits hook in Python, so here the guard is
@@ -27,48 +28,66 @@ from foundation.workspace import atomic_folder, cache_dir
 
 log = logging.getLogger(__name__)
 
-RECIPE = "int8-v1"
+PRECISIONS = ("int8", "float32")
 
 
-def converted_folder(path: str) -> Path:
-    """Where the int8 conversion of the model at `path` is cached, keyed by its weights."""
+def precision_of(decoder: str) -> str:
+    """'ctranslate2-int8' -> 'int8' (what the decoder setting names to CTranslate2's compute type)."""
+    precision = decoder.rsplit("-", 1)[-1]
+    if precision not in PRECISIONS:
+        raise ValueError(f"no CTranslate2 precision in {decoder!r}: use ctranslate2-int8 or ctranslate2-float32")
+    return precision
+
+
+def recipe(precision: str) -> str:
+    return f"{precision}-v1"
+
+
+def converted_folder(path: str, precision: str = "int8") -> Path:
+    """Where the `precision` conversion of the model at `path` is cached, keyed by its weights."""
     root = Path(path)
-    stamp = [str(root.resolve()), RECIPE]
+    stamp = [str(root.resolve()), recipe(precision)]
     for f in sorted(root.glob("*.safetensors")):
         st = f.stat()
         stamp.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
     digest = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:12]
-    return cache_dir() / "models" / f"{root.name}-ct2-{RECIPE}-{digest}"
+    return cache_dir() / "models" / f"{root.name}-ct2-{recipe(precision)}-{digest}"
 
 
-def ensure_converted(path: str) -> Path:
-    """The cached CTranslate2 int8 folder for a local HF model folder, converting it once (atomically)."""
+def ensure_converted(path: str, precision: str = "int8") -> Path:
+    """The cached CTranslate2 folder for a local HF model folder, converting it once (atomically)."""
     import ctranslate2
 
-    target = converted_folder(path)
+    target = converted_folder(path, precision)
     if (target / "model.bin").exists():
         return target
     if not Path(path).is_dir():
         raise ValueError(f"{path!r} is not a local model folder; only local folders are converted")
-    log.warning("Converting %s to CTranslate2 int8 once into %s (later loads reuse it)", path, target)
+    log.warning("Converting %s to CTranslate2 %s once into %s (later loads reuse it)", path, precision, target)
     with atomic_folder(target) as tmp:
-        ctranslate2.converters.TransformersConverter(path).convert(str(tmp), quantization="int8", force=True)
+        ctranslate2.converters.TransformersConverter(path).convert(str(tmp), quantization=precision, force=True)
     return target
+
+
+def chat_tokenizer(path: str):
+    """tokenizers + jinja2 when the folder allows (a cold answer then never imports transformers,
+    ~1 s); transformers' AutoTokenizer for anything else."""
+    return ChatTokenizer.load(path) or _TransformersChat(path)
 
 
 class CTranslate2Generator:
     """A converted causal LM with its chat template, streamed token by token (greedy unless sampled)."""
 
-    def __init__(self, path: str, *, name: str = "", context_window: int = 0, threads: int = 0):
+    def __init__(self, path: str, *, name: str = "", context_window: int = 0, threads: int = 0,
+                 precision: str = "int8"):
         import ctranslate2
 
         self.path = path
         self.name = name or path
-        self.folder = ensure_converted(path)
-        # tokenizers + jinja2 when the folder allows (a cold answer then never imports transformers,
-        # ~1 s); transformers' AutoTokenizer for anything else.
-        self.tokenizer = ChatTokenizer.load(path) or _TransformersChat(path)
-        self.generator = ctranslate2.Generator(str(self.folder), device="cpu", compute_type="int8",
+        self.precision = precision
+        self.folder = ensure_converted(path, precision)
+        self.tokenizer = chat_tokenizer(path)
+        self.generator = ctranslate2.Generator(str(self.folder), device="cpu", compute_type=precision,
                                                intra_threads=threads or max(1, os.cpu_count() or 1))
         own = _max_positions(Path(path))
         self._context_window = min(own, context_window) if context_window else min(own, 8192)
