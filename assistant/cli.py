@@ -156,6 +156,7 @@ def cmd_serve(args) -> int:
     bot = _open(args)
     print("Loading the models and the conversation log ...")
     bot.warm_up()
+    _announce_paths(bot)
     serve(bot, **_serve_kwargs(args))
     return 0
 
@@ -170,8 +171,18 @@ def cmd_demo(args) -> int:
     print(bot.ingest([docs]).summary())
     print("Loading the model (the first run converts the bundled SmolLM2 once) ...")
     bot.warm_up()
+    _announce_paths(bot)
     serve(bot, **_serve_kwargs(args))
     return 0
+
+
+def _announce_paths(bot) -> None:
+    """Say once at start-up which decoder and embedder run on this CPU and why (the models are loaded by now)."""
+    from assistant.doctor import format_report, runtime_report  # with the models: only when serving
+
+    report = format_report(runtime_report(bot))
+    print(report, flush=True)
+    logging.getLogger("assistant").info("runtime paths:\n%s", report)
 
 
 def cmd_doctor(args) -> int:

@@ -13,9 +13,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    from foundation.machine import cpu, describe  # the repository root is on sys.path in every benchmark
+
     data = {"benchmark": name, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                        "cpus": __import__("os").cpu_count()}, **data}
+                        "cpus": __import__("os").cpu_count(), "cpu": describe(cpu())}, **data}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     return path

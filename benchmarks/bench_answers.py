@@ -8,7 +8,9 @@ several settings in the same run, so the rows compare like with like:
     python benchmarks/bench_answers.py --manuals git debian-faq sqlite --limit 50
 
 Rows: the answer pipeline before narrowing (whole passage to the model, no quote), narrowing and
-checks without the quote, the default (quote under the answer), and quoting only (no model).
+checks without the quote, the default (quote under the answer), quoting only (no model), and the
+default pipeline on the float32 reference decoder and on int8 forced (against the default, whose
+decoder the self-check chose on this CPU: `assistant doctor` says which).
 Prints a table and writes benchmarks/results/bench_answers.json.
 """
 from __future__ import annotations
@@ -34,6 +36,9 @@ SETTINGS = {
     "narrowed + checked, no quote": {"quote_evidence": False},
     "default (quote under the answer)": {},
     "quote only (no model)": {"answer_candidates": 0},
+    # the decoder rows (issue 24): the default is whatever the self-check chose on this CPU
+    "decoder = transformers (float32 reference)": {"decoder": "transformers"},
+    "decoder = ctranslate2-int8 (forced)": {"decoder": "ctranslate2-int8"},
 }
 
 

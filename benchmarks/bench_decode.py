@@ -2,9 +2,11 @@
 
 In one run, on the CPU, at three prompt lengths cut from real document text (man pages of the dev
 set, else the bundled user guide), each prompt "Summarise ..." in the model's chat template:
-  * assistant: `load_generator(Config())` (CTranslate2 int8 for the default model when installed),
-    streamed; first token time and whole-answer tokens/s from its `GenerationStats`;
-  * assistant, decoder=transformers: the float32 path, for reference;
+  * assistant: `load_generator(Config())`, the decoder the self-check chose on this CPU
+    (assistant/generation/selfcheck.py), streamed; first token time and whole-answer tokens/s from
+    its `GenerationStats`; then CTranslate2 int8 and float32 forced, whichever was not chosen;
+  * assistant, decoder=transformers: the float32 path, the reference for "same as float32"
+    (leading tokens each path shares with it on the same prompt);
   * plain: `AutoModelForCausalLM.from_pretrained(path).generate(ids, max_new_tokens=n, min_new_tokens=n)`,
     greedy, forced to the same number of new tokens n the assistant produced; its first token
     time is a separate `generate(..., max_new_tokens=1)`.
@@ -25,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assistant.config import Config  # noqa: E402
 from assistant.generation import load_generator  # noqa: E402
 from assistant.generation.base import GenerationStats  # noqa: E402
+from assistant.generation.selfcheck import cached_verdict  # noqa: E402
 from benchmarks._common import median, table, write_result  # noqa: E402
+from foundation.machine import describe, fingerprint  # noqa: E402
 from foundation.model_paths import resolve_generator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,40 +85,64 @@ def main() -> None:
     if not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(os.cpu_count() or 1)
     path = resolve_generator("smollm2")
+    print(f"CPU: {describe(fingerprint())}")
     fast = load_generator(Config(device="cpu"))
-    exact = load_generator(Config(device="cpu", decoder="transformers"))
+    chosen = fast.decoder_info["decoder"]
+    print(f"decoder chosen: {chosen}\n  {fast.decoder_info['reason']}")
+    gens = {f"assistant ({chosen}, chosen)": fast}
+    for forced in ("ctranslate2-int8", "ctranslate2-float32"):
+        if forced != chosen:
+            gens[f"assistant, decoder={forced}"] = load_generator(Config(device="cpu", decoder=forced))
+    exact_label = "assistant, decoder=transformers"
+    gens[exact_label] = load_generator(Config(device="cpu", decoder="transformers"))
     tokenizer = AutoTokenizer.from_pretrained(path)
     plain = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     cases = prompts(tokenizer, document_text())
-    for gen in (fast, exact):
+    for gen in gens.values():
         "".join(gen.stream(cases[0], max_new_tokens=2))  # warm-up: lazy kernels and caches
     rows, raw = [], []
     for messages in cases:
-        cells: dict[str, list[dict]] = {"assistant": [], "transformers path": [], "plain": []}
+        cells: dict[str, list[dict]] = {name: [] for name in [*gens, "plain transformers generate"]}
+        texts = {name: "".join(gen.stream(messages, max_new_tokens=args.new_tokens)) for name, gen in gens.items()}
         for _ in range(args.repeat):
-            a = assistant_run(fast, messages, args.new_tokens)
-            cells["assistant"].append(a)
-            cells["transformers path"].append(assistant_run(exact, messages, args.new_tokens))
-            cells["plain"].append(plain_run(tokenizer, plain, messages, max(2, a["tokens_out"])))
+            for name, gen in gens.items():
+                cells[name].append(assistant_run(gen, messages, args.new_tokens))
+            n = max(2, cells[next(iter(gens))][-1]["tokens_out"])
+            cells["plain transformers generate"].append(plain_run(tokenizer, plain, messages, n))
         summary = {}
         for name, runs in cells.items():
             summary[name] = {"tokens_in": runs[0]["tokens_in"], "tokens_out": int(median([r["tokens_out"] for r in runs])),
                              "ttft_ms": median([r["ttft_ms"] for r in runs]),
-                             "tokens_per_s": median([r["tokens_out"] / r["seconds"] for r in runs])}
-        base = summary["plain"]["tokens_per_s"]
-        label = {"assistant": f"assistant ({type(fast).__name__})", "transformers path": "assistant, decoder=transformers",
-                 "plain": "plain transformers generate"}
+                             "tokens_per_s": median([r["tokens_out"] / r["seconds"] for r in runs]),
+                             "same_as_float32": shared_tokens(tokenizer, texts.get(name), texts[exact_label])}
+        base = summary["plain transformers generate"]["tokens_per_s"]
         for name, s in summary.items():
-            rows.append([s["tokens_in"], label[name], s["tokens_out"], s["ttft_ms"], s["tokens_per_s"],
+            rows.append([s["tokens_in"], name, s["tokens_out"], s["same_as_float32"], s["ttft_ms"], s["tokens_per_s"],
                          s["tokens_per_s"] / base])
         raw.append(summary)
-    print(table(["prompt tokens", "decoder", "new tokens", "first token ms", "tokens/s", "x plain"], rows))
+    print(table(["prompt tokens", "decoder", "new tokens", "same as float32", "first token ms", "tokens/s", "x plain"], rows))
+    verdict = cached_verdict(path)
+    checks = [c.__dict__ for c in verdict.checks] if verdict else []
+    if checks:
+        print(table(["self-check path", "agrees", "tokens", "confident flips", "largest logit diff"],
+                    [[c["decoder"], c["agrees"], c["positions"], c["confident_flips"], c["max_logit_diff"]] for c in checks]))
     path_out = write_result("bench_decode", {
-        "model": path, "decoder": type(fast).__name__, "new_tokens": args.new_tokens, "repeat": args.repeat,
-        "rows": [dict(zip(["prompt_tokens", "decoder", "new_tokens", "ttft_ms", "tokens_per_s", "x_plain"], r))
-                 for r in rows],
+        "model": path, "cpu": fingerprint(), "decoder": chosen, "reason": fast.decoder_info["reason"],
+        "self_check": checks, "new_tokens": args.new_tokens, "repeat": args.repeat,
+        "rows": [dict(zip(["prompt_tokens", "decoder", "new_tokens", "same_as_float32", "ttft_ms", "tokens_per_s",
+                           "x_plain"], r)) for r in rows],
     })
     print(f"wrote {path_out}")
+
+
+def shared_tokens(tokenizer, text: str | None, reference: str) -> str:
+    """'k/n': how many leading tokens of the float32 path's text `text` reproduces ('-' for plain generate)."""
+    if text is None:
+        return "-"
+    a = tokenizer(text, add_special_tokens=False)["input_ids"]
+    b = tokenizer(reference, add_special_tokens=False)["input_ids"]
+    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"{same}/{len(b)}"
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import numpy as np
 
 from foundation.devices import pick_device
 from index.int8_check import machine_verdict
-from index.onnx_embedding import (Int8Unavailable, OnnxInt8Encoder, ensure_int8_export, export_cached, int8_available,
-                                  require_int8)
+from index.onnx_embedding import (Int8Unavailable, OnnxInt8Encoder, check_texts, ensure_int8_export, export_cached,
+                                  int8_available, require_int8)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Embedder:
         """The int8 export, once its agreement with float32 holds on this CPU (`index.int8_check`)."""
         folder = ensure_int8_export(self.model_path)
         encoder = OnnxInt8Encoder(folder)
-        verdict = encoder.machine_check = machine_verdict(folder, self.model_path, encoder)
+        verdict = encoder.machine_check = machine_verdict(folder, self.model_path, encoder, check_texts)
         if not verdict["agrees"]:
             problem = (f"the int8 export of {self.name} disagrees with float32 on this CPU (mean cosine "
                        f"{verdict['mean_cosine']:.4f} < {verdict['threshold']})")

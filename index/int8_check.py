@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -45,9 +46,10 @@ def read_reference(folder: Path) -> tuple[list[str], np.ndarray] | None:
         return None
 
 
-def machine_verdict(folder: Path, model_path: str, encoder) -> dict:
+def machine_verdict(folder: Path, model_path: str, encoder, texts: Callable[[], list[str]] = list) -> dict:
     """The cached verdict for this machine, or a new one: encode the reference texts with `encoder` (the int8
-    model) and compare with the stored float32 vectors (computed with torch when an older export lacks them)."""
+    model) and compare with the stored float32 vectors. An older export lacks them: they are then made
+    with torch in float32 for `texts()` (the texts a newer export stores) and kept."""
     machine = fingerprint(LIBRARIES)
     file = folder / CHECKS_DIR / f"{fingerprint_key(machine)}.json"
     try:
@@ -57,18 +59,16 @@ def machine_verdict(folder: Path, model_path: str, encoder) -> dict:
     start = time.perf_counter()
     reference = read_reference(folder)
     if reference is None:  # an export made before references were kept
-        from index.onnx_embedding import check_texts  # the texts a newer export stores
-
-        texts = check_texts()
-        reference = texts, _torch_float32(model_path, texts)
+        chosen = texts()
+        reference = chosen, _torch_float32(model_path, chosen)
         write_reference(folder, *reference)
-    texts, want = reference
-    got = encoder.encode(texts, normalize_embeddings=True)
+    checked, want = reference
+    got = encoder.encode(checked, normalize_embeddings=True)
     want = want / np.maximum(np.linalg.norm(want, axis=1, keepdims=True), 1e-12)
     cosines = np.sum(got * want, axis=1)
     verdict = {
         "agrees": bool(np.mean(cosines) >= MIN_COSINE), "mean_cosine": round(float(np.mean(cosines)), 5),
-        "min_cosine": round(float(np.min(cosines)), 5), "texts": len(texts), "threshold": MIN_COSINE,
+        "min_cosine": round(float(np.min(cosines)), 5), "texts": len(checked), "threshold": MIN_COSINE,
         "machine": machine, "seconds": round(time.perf_counter() - start, 2), "checked_at": time.time(),
     }
     atomic_write_json(file, verdict)

@@ -144,3 +144,38 @@ def test_legacy_index_without_a_record_is_extended_with_torch(tmp_path, sample_d
     assert manifest.pop("embedding")["backend"] == "onnx-int8"
     manifest_file.write_text(json.dumps(manifest))
     assert DocumentIndex.open(tmp_path / "index", device="cpu")._embedder.backend == "torch"
+
+
+def test_the_int8_path_is_checked_on_the_cpu_that_uses_it(int8_index, tmp_path, monkeypatch):
+    """The export keeps float32 vectors of fixed texts; each machine (fingerprint) compares its own int8 output
+    with them once. A copy whose reference disagrees, as int8 kernels on another CPU could, is refused under
+    "auto" (float32 answers instead, saying why) and used with a warning when onnx-int8 is forced."""
+    import shutil
+
+    from index import embedding, int8_check
+    from index.onnx_embedding import OnnxInt8Encoder, ensure_int8_export
+
+    status = int8_index.embedder_status(load=True)
+    assert status["backend"] == "onnx-int8" and status["check"]["agrees"], status
+    assert status["check"]["mean_cosine"] >= int8_check.MIN_COSINE
+    folder = ensure_int8_export(int8_index.embedder_path)
+    assert (folder / int8_check.REFERENCE_FILE).exists() and list((folder / int8_check.CHECKS_DIR).glob("*.json"))
+
+    copy = tmp_path / "copied-export"
+    shutil.copytree(folder, copy)
+    shutil.rmtree(copy / int8_check.CHECKS_DIR)
+    texts, vectors = int8_check.read_reference(copy)
+    rng = np.random.default_rng(1)
+    int8_check.write_reference(copy, texts, vectors + rng.normal(0, 0.05, vectors.shape).astype(np.float32))
+    verdict = int8_check.machine_verdict(copy, int8_index.embedder_path, OnnxInt8Encoder(copy))
+    assert not verdict["agrees"] and verdict["mean_cosine"] < int8_check.MIN_COSINE
+    assert int8_check.machine_verdict(copy, int8_index.embedder_path, None) == verdict  # cached: not encoded again
+
+    monkeypatch.setattr(embedding, "ensure_int8_export", lambda path: copy)
+    monkeypatch.setattr(embedding, "_MODELS", {})
+    auto = Embedder("all-MiniLM-L6-v2", int8_index.embedder_path, "cpu")
+    auto.encode(["a query"])
+    assert auto.backend == "torch" and "disagrees with float32 on this CPU" in auto.fallback_reason
+    forced = Embedder("all-MiniLM-L6-v2", int8_index.embedder_path, "cpu", backend="onnx-int8")
+    assert forced.encode(["a query"]).shape == (1, 384) and forced.backend == "onnx-int8"
+    assert not forced.check["agrees"]

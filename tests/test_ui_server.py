@@ -43,6 +43,12 @@ def client(server):
 def test_health_and_named_endpoints_are_listed(server, client):
     health = httpx.get(f"{server.url}/health").json()
     assert health["status"] == "ok" and health["auth"] is False
+    # which decoder and embedder run on this CPU, and why (the demo bot answered already: both are loaded)
+    client.predict("What is the log?", "qa", api_name="/ask")
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["decoder"]["decoder"] in ("ctranslate2-int8", "ctranslate2-float32", "transformers"), health
+    assert health["decoder"]["reason"] and health["embedder"]["backend"] in ("onnx-int8", "torch") and health["cpu"]
+    assert "/root/" not in str(health) and "/home/" not in str(health)
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/ask", "/search", "/ingest", "/feedback"} <= set(endpoints)
 

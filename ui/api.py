@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 import uuid
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from assistant.doctor import runtime_report
 from assistant.generation.base import cut_at_stop, held_back
 from assistant.tasks import TASK_CHOICES
 from assistant.tasks.base import Result, TextDelta
@@ -135,7 +137,14 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4,
 
     @router.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": str(getattr(bot, "model_name", "")), "auth": access.auth_on}
+        """Alive, which model answers, and which decoder and embedder paths run on this CPU and why."""
+        out = {"status": "ok", "model": str(getattr(bot, "model_name", "")), "auth": access.auth_on}
+        try:
+            report = runtime_report(bot)
+            out.update(decoder=report["decoder"], embedder=report["embedder"], cpu=report["machine"]["description"])
+        except Exception as exc:  # noqa: BLE001 - health must answer even when a part cannot report
+            out["runtime_error"] = type(exc).__name__
+        return json.loads(_PATHS.sub(lambda m: m.group(0).rsplit("/", 1)[-1], json.dumps(out)))
 
     @router.get("/v1/models", dependencies=[Depends(caller)])
     def models() -> dict:
@@ -161,6 +170,11 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4,
         return _completion(answer, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"))
 
     return router
+
+
+# Absolute paths inside /health's reasons (a cache folder named in a fallback reason): only their last part is
+# shown, since /health answers without a login and must not map the server's file system.
+_PATHS = re.compile(r"(?<![\w.])(?:/[\w.+@-]+){2,}")
 
 
 def _check_owner(bot: Any, conversation_id: str, user: str | None) -> None:
