@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -79,7 +80,7 @@ class ChatHandlers:
             yield history, "", conv_id, msg_ids
             return
         kwargs = self._ask_kwargs(task, conv_id, _user(request), k, temperature, model)  # refusals before any output
-        history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": render.streaming_markdown("", "Searching the documents…")}]
+        history = list(history or []) + [{"role": "user", "content": render.escape_markdown(message)}, {"role": "assistant", "content": render.streaming_markdown("", "Searching the documents…")}]
         yield history, "", conv_id, msg_ids
         text = ""
         try:
@@ -91,14 +92,14 @@ class ChatHandlers:
                     history[-1] = {"role": "assistant", "content": render.streaming_markdown(text, event.text)}
                 elif isinstance(event, Result):
                     ans = event.answer
-                    history[-1] = {"role": "assistant", "content": render.answer_markdown(ans)}
+                    history[-1] = {"role": "assistant", "content": render.answer_markdown(self.shown(ans))}
                     conv_id = ans.conversation_id or conv_id
                     if ans.message_id:
                         msg_ids = {**msg_ids, str(len(history) - 1): ans.message_id}
                 yield history, "", conv_id, msg_ids
         except Exception as exc:  # show the failure in the chat instead of a silent spinner
             log.exception("answer failed")
-            history[-1] = {"role": "assistant", "content": f"**Error:** {exc}"}
+            history[-1] = {"role": "assistant", "content": f"**Error:** {render.inert(str(exc))}"}
             yield history, message, conv_id, msg_ids
 
     def _ask_kwargs(self, task: str, conv_id: str | None, user: str | None, k: float, temperature: float, model: str) -> dict:
@@ -179,9 +180,9 @@ class ChatHandlers:
         for m in detail.messages:
             if m.role not in ("user", "assistant"):
                 continue
-            content = m.content
+            content = render.escape_markdown(m.content)  # the log keeps raw text: escape it like a live answer
             if m.role == "assistant" and m.sources:
-                content += "\n\n" + render.sources_html([_logged_source(s) for s in m.sources])
+                content += "\n\n" + render.sources_html(self.shown_sources([_logged_source(s) for s in m.sources]))
             chat.append({"role": m.role, "content": content})
             if m.role == "assistant":
                 ids[str(len(chat) - 1)] = m.id
@@ -193,8 +194,10 @@ class ChatHandlers:
         try:
             report, rejected = self._ingest(files, folder, progress)
         except (UploadRejected, PermissionError, FileNotFoundError, ValueError) as exc:
-            return f"**Not ingested:** {exc}", [], self.document_rows()
-        failed = [[r[0], r[1]] for r in rejected] + [[f.path, f.reason] for f in report.failed] if report else rejected
+            return f"**Not ingested:** {render.inert(str(exc))}", [], self.document_rows()
+        roots = self.roots()
+        failed = [[r[0], r[1]] for r in rejected] + \
+            [[render.shown_path(f.path, roots), f.reason] for f in report.failed] if report else rejected
         summary = report.summary() if report else "nothing ingested"
         return f"**Ingest:** {summary}" + (f" · {len(rejected)} upload(s) refused" if rejected else ""), failed, self.document_rows()
 
@@ -241,10 +244,26 @@ class ChatHandlers:
 
     def document_rows(self) -> list[list]:
         try:
-            return [[d.title, d.path, d.file_type, d.n_chunks] for d in self.bot.documents()]
+            roots = self.roots()
+            return [[d.title, render.shown_path(d.path, roots), d.file_type, d.n_chunks] for d in self.bot.documents()]
         except Exception as exc:
             log.info("no document list: %s", exc)
             return []
+
+    # ---- what readers see of paths --------------------------------------------------------
+    def roots(self) -> list[str]:
+        """The folders documents were ingested from, and the uploads folder: shown paths are relative to them."""
+        manifest = getattr(getattr(self.bot, "index", None), "manifest", None)
+        return [*(manifest.get("roots", []) if isinstance(manifest, dict) else []), str(self.uploads.root)]
+
+    def shown_sources(self, sources: list[Source]) -> list[Source]:
+        """Sources with paths relative to their ingest folder, for the chat and the named endpoints."""
+        roots = self.roots()
+        return [replace(s, path=render.shown_path(s.path, roots)) for s in sources]
+
+    def shown(self, answer: Any) -> Any:
+        """The answer with its sources' paths as readers see them (the log keeps the real ones)."""
+        return replace(answer, sources=self.shown_sources(answer.sources))
 
     # ---- named endpoints (gradio_client) ------------------------------------------------
     def api_ask(self, question: str, task: str = "qa", conversation_id: str = "", k: int = 0,
@@ -262,7 +281,7 @@ class ChatHandlers:
                 text += event.text
                 yield {"text": text, "done": False}
             elif isinstance(event, Result):
-                yield {**render.answer_dict(event.answer), "done": True}
+                yield {**render.answer_dict(self.shown(event.answer)), "done": True}
 
     def api_search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[dict]:
         """Passages that match the query, best first (no generation)."""
@@ -271,7 +290,7 @@ class ChatHandlers:
         with _as_gradio_error():
             k, mode = limits.check_k(k), limits.check_search_mode(mode)
         hits = self.bot.search(query, k=k, mode=mode)
-        return [render.source_dict(i, s) for i, s in enumerate(hits, 1)]
+        return [render.source_dict(i, s) for i, s in enumerate(self.shown_sources(hits), 1)]
 
     def api_feedback(self, message_id: str, rating: int, comment: str = "", correction: str = "",
                      request: gr.Request = None) -> str:
@@ -338,7 +357,10 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
                 k = gr.Slider(1, 12, value=getattr(bot.config, "top_k", 4), step=1, label="Sources (top-k)")
                 temp = gr.Slider(0, 1.5, value=getattr(bot.config, "temperature", 0.0), step=0.05, label="Temperature")
         with gr.Tab("Chat", elem_id="tab-chat"):
+            # Messages arrive escaped (render.escape_markdown); Gradio's sanitiser stays on as a second
+            # layer, and allow_tags=False escapes any tag that is not standard HTML as well.
             chat = gr.Chatbot(elem_id="chatbot", height="65vh", buttons=["copy"], show_label=False,
+                              sanitize_html=True, allow_tags=False,
                               placeholder="Ask about your documents. Answers cite their sources [1], [2]…")
             task = gr.Radio(TASKS, value="auto", show_label=False, container=False, elem_id="task",
                             info="What to do with the documents")
