@@ -149,6 +149,7 @@ def test_openai_client_json_and_streaming(server):
     text = resp.choices[0].message.content
     sources = resp.model_extra["sources"]
     assert text.strip() and any(Path(s["file"]).name == "conversation-log.md" for s in sources)
+    assert not [s["file"] for s in sources if Path(s["file"]).is_absolute()]  # no server paths over /v1
     assert resp.usage.completion_tokens > 0 and resp.model_extra["message_id"]
 
     stream = oa.chat.completions.create(
@@ -159,6 +160,7 @@ def test_openai_client_json_and_streaming(server):
     assert len(deltas) >= 2 and "".join(deltas).strip()
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop" and last.model_extra["sources"]
+    assert not [s["file"] for s in last.model_extra["sources"] if Path(s["file"]).is_absolute()]
 
 
 def test_openai_api_rejects_bad_requests(server):

@@ -34,7 +34,7 @@ from ui import limits, render
 from ui.login_limit import LoginThrottle, client_address, retry_after_s
 from ui.model_choice import UnknownModel, current_model, model_arg, model_choices
 from ui.ownership import NotYourConversation, own_conversation
-from ui.security import AccessPolicy, api_key_user
+from ui.security import AccessPolicy, UploadPolicy, api_key_user
 
 
 class APIError(Exception):
@@ -111,6 +111,11 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4,
     key_throttle = key_throttle or LoginThrottle()
     # A fixed pool runs the answers; waiting requests hold no thread, only a place in its queue.
     workers = ThreadPoolExecutor(max_concurrent, thread_name_prefix="v1-answer")
+    uploads_root = UploadPolicy.for_workspace(bot.workspace).root if hasattr(bot, "workspace") else ""
+
+    def roots() -> list[str]:
+        """Where documents were ingested from: sources are shown relative to it, never as server paths."""
+        return render.reader_roots(bot, uploads_root)
 
     def caller(request: Request) -> str | None:
         """The user the bearer key acts as; None on a server without logins or keys."""
@@ -161,13 +166,13 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4,
         model = req.model or current_model(bot)
         if req.stream:
             events = _events_from_pool(workers, lambda: bot.stream_events(question, **kwargs))
-            return StreamingResponse(_sse(events, cid, model, kwargs.get("stop"), kwargs.get("max_tokens")),
+            return StreamingResponse(_sse(events, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"), roots),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
             answer = await asyncio.get_running_loop().run_in_executor(workers, lambda: bot.ask(question, **kwargs))
         except (ValueError, KeyError) as exc:  # empty question, unknown conversation
             raise APIError(400, str(exc).strip("'\"")) from exc
-        return _completion(answer, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"))
+        return _completion(answer, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"), roots())
 
     return router
 
@@ -303,7 +308,7 @@ def _usage(answer: Any) -> dict[str, int]:
 
 
 async def _sse(events: AsyncIterator[Any], cid: str, model: str, stop: list[str] | None,
-               max_tokens: int | None) -> AsyncIterator[str]:
+               max_tokens: int | None, roots: Callable[[], list[str]]) -> AsyncIterator[str]:
     created = int(time.time())
     cutter = _StopFilter(stop)
 
@@ -320,7 +325,7 @@ async def _sse(events: AsyncIterator[Any], cid: str, model: str, stop: list[str]
             elif isinstance(ev, Result):
                 if tail := cutter.flush():
                     yield chunk({"content": tail})
-                d = render.answer_dict(ev.answer)
+                d = render.answer_dict(render.with_shown_paths(ev.answer, roots()))
                 yield chunk({}, _finish_reason(ev.answer, max_tokens), sources=d["sources"],
                             conversation_id=d["conversation_id"], message_id=d["message_id"],
                             supported=d["supported"], usage=_usage(ev.answer))
@@ -329,8 +334,9 @@ async def _sse(events: AsyncIterator[Any], cid: str, model: str, stop: list[str]
     yield "data: [DONE]\n\n"
 
 
-def _completion(answer: Any, cid: str, model: str, stop: list[str] | None, max_tokens: int | None) -> dict[str, Any]:
-    d = render.answer_dict(answer)
+def _completion(answer: Any, cid: str, model: str, stop: list[str] | None, max_tokens: int | None,
+                roots: list[str]) -> dict[str, Any]:
+    d = render.answer_dict(render.with_shown_paths(answer, roots))
     text, _ = cut_at_stop(answer.text, stop)
     return {
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,

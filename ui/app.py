@@ -253,8 +253,7 @@ class ChatHandlers:
     # ---- what readers see of paths --------------------------------------------------------
     def roots(self) -> list[str]:
         """The folders documents were ingested from, and the uploads folder: shown paths are relative to them."""
-        manifest = getattr(getattr(self.bot, "index", None), "manifest", None)
-        return [*(manifest.get("roots", []) if isinstance(manifest, dict) else []), str(self.uploads.root)]
+        return render.reader_roots(self.bot, self.uploads.root)
 
     def shown_sources(self, sources: list[Source]) -> list[Source]:
         """Sources with paths relative to their ingest folder, for the chat and the named endpoints."""
@@ -263,7 +262,7 @@ class ChatHandlers:
 
     def shown(self, answer: Any) -> Any:
         """The answer with its sources' paths as readers see them (the log keeps the real ones)."""
-        return replace(answer, sources=self.shown_sources(answer.sources))
+        return render.with_shown_paths(answer, self.roots())
 
     # ---- named endpoints (gradio_client) ------------------------------------------------
     def api_ask(self, question: str, task: str = "qa", conversation_id: str = "", k: int = 0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from typing import Any, Iterable
 
 from assistant.types import Answer, Source
@@ -212,6 +213,18 @@ def shown_path(path: str, roots: Iterable[str]) -> str:
         if root and path.startswith(root + os.sep) and len(path) > len(root) + 1:
             return path[len(root) + 1:]
     return os.path.basename(path) or path
+
+
+def reader_roots(bot: Any, uploads_root: str | os.PathLike[str]) -> list[str]:
+    """The folders documents were ingested from, and the uploads folder: shown paths are relative to them."""
+    manifest = getattr(getattr(bot, "index", None), "manifest", None)
+    return [*(manifest.get("roots", []) if isinstance(manifest, dict) else []), str(uploads_root)]
+
+
+def with_shown_paths(answer: Answer, roots: Iterable[str]) -> Answer:
+    """The answer with its sources' paths as readers see them (the log keeps the real ones)."""
+    roots = list(roots)
+    return replace(answer, sources=[replace(s, path=shown_path(s.path, roots)) for s in answer.sources])
 
 
 def source_dict(n: int, src: Source) -> dict[str, Any]:
