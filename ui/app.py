@@ -306,9 +306,13 @@ class ChatHandlers:
         """Upload documents into WORKSPACE/uploads and index them; returns the ingest report."""
         report, rejected = self._ingest(files, "", None)
         out = report.to_dict() if report else {"added": [], "updated": [], "skipped": [], "failed": []}
+        roots = self.roots()  # paths as readers see them: relative to the uploads folder, never the server's
+        for key in ("added", "updated", "skipped", "removed"):
+            if isinstance(out.get(key), list):
+                out[key] = [render.shown_path(p, roots) if isinstance(p, str) else p for p in out[key]]
         # "file", not "path": gradio_client would try to download any dict with a "path" key
         out["failed"] = [{"file": p, "reason": r} for p, r in rejected] + \
-            [{"file": f["path"], "reason": f["reason"]} for f in out.get("failed", [])]
+            [{"file": render.shown_path(f["path"], roots), "reason": f["reason"]} for f in out.get("failed", [])]
         out["summary"] = report.summary() if report else f"{len(rejected)} upload(s) refused"
         return out
 
