@@ -120,9 +120,9 @@ def test_verdict_is_cached_per_machine_and_checked_again_on_another(tmp_path, mo
     first = decoder_verdict(model_path)
     assert decoder_verdict(model_path).to_json() == first.to_json() and len(runs) == 1
     assert list((tmp_path / "selfcheck").glob("decoder-*.json"))
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # other kernels: another fingerprint
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")  # other kernels: another fingerprint
     decoder_verdict(model_path)
-    assert len(runs) == 2 and runs[1]["env"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert len(runs) == 2 and runs[1]["env"]["ONEDNN_MAX_CPU_ISA"] == "SSE41" != runs[0]["env"].get("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setattr(selfcheck, "fingerprint", lambda libs: {**fingerprint(libs), "model": "Another CPU"})
     decoder_verdict(model_path)
     assert len(runs) == 3 and "Another CPU" in describe(runs[2])
