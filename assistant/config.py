@@ -35,7 +35,9 @@ class Config:
     # Retrieval
     embedder: str = "all-MiniLM-L6-v2"  # bundled; any sentence-transformers id or path
     embed_backend: str = "auto"  # auto (int8 ONNX on a CPU when onnxruntime is installed: ~1.5x faster embedding, cosine ~0.997 of float32) | torch | onnx-int8
-    reranker: str = ""  # optional cross-encoder id or path; empty = none
+    reranker: str = "auto"  # auto = the ranker trained on this workspace (`assistant finetune --recipe ranker`) once
+    # `assistant models use NAME` serves it (none by default: see finetune/recipes/ranker.py; ~60 ms a question on
+    # 2 busy CPU cores), else none | a cross-encoder id or path | empty = never rerank
     top_k: int = 4  # passages shown as sources
     context_passages: int = 1  # passages put in the prompt: the small default model does best with one
     chunk_tokens: int = 160  # embedder tokens per chunk; smaller = more precise passages

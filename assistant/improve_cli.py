@@ -43,6 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="after supervised tuning, a DPO step on the (correction, rejected answer) pairs")
     p.add_argument("--min-pairs", type=int, default=_D.min_pairs, help="preference pairs needed for the DPO step")
     p.add_argument("--dpo-steps", type=int, default=_D.dpo_steps)
+    p.add_argument("--ranker", action="store_true",
+                   help="also retrain the workspace's passage ranker (documents + rated answers) and register it")
     p.add_argument("--keep-rejected", action="store_true", help="keep a rejected candidate's weights")
     p.add_argument("--dry-run", action="store_true", help="build and count the data; train nothing")
     p.add_argument("--no-progress", action="store_true")
@@ -58,7 +60,7 @@ def run_improve(args) -> int:
         sanity_tolerance=args.sanity_tolerance, method=args.method, epochs=args.epochs, lr=args.lr,
         max_steps=args.max_steps, batch_size=args.batch_size, lora_rank=args.lora_rank, lora_layers=args.lora_layers, device=args.device,
         keep_rejected=args.keep_rejected, dry_run=args.dry_run, progress=not (args.no_progress or args.json),
-        dpo=args.dpo, min_pairs=args.min_pairs, dpo_steps=args.dpo_steps,
+        dpo=args.dpo, min_pairs=args.min_pairs, dpo_steps=args.dpo_steps, ranker=args.ranker,
     )
     report = run_cycle(args.workspace, cfg)
     if args.json:

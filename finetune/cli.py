@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.errors import DataError, OutOfMemory, TrainingError
-from finetune.registry import Registry, RegistryError
+from finetune.registry import NO_RANKER, Registry, RegistryError
 from foundation.workspace import resolve_workspace
 
 LogReader = Callable[[Path], Iterable[dict[str, Any]]]
@@ -54,6 +54,16 @@ def add_finetune_parser(subparsers, *, log_reader: LogReader | None = None) -> a
     m = p.add_argument_group("model")
     m.add_argument("--method", choices=["lora", "full"], default="lora",
                    help="lora trains ~1%% of the weights (small memory, fast, hard to break the model); full trains all (more capacity, ~4x memory)")
+    m.add_argument("--recipe", choices=["lora", "full", "ranker"], default=None,
+                   help="lora / full: the generator (same as --method); ranker: a passage ranker learnt from this workspace's "
+                   "index alone (no labels needed), served when it beats the untrained order on held-out pages")
+    k = p.add_argument_group("ranker (--recipe ranker; --lr, --max-steps, --seed, --name, --no-register apply, and --use "
+                             "serves it only if it wins on held-out pages)")
+    k.add_argument("--max-seconds", type=float, default=480.0,
+                   help="training stops past this, keeping what it learnt (pairs and evaluation come on top)")
+    k.add_argument("--max-queries", type=int, default=2000,
+                   help="training queries made from headings and sentences; more learns more, costs embedding time")
+    k.add_argument("--heldout-pages", type=float, default=0.2, help="share of pages held out to decide whether it serves")
     m.add_argument("--base", default="smollm2", help="base model: bundled 'smollm2', a registry name, a HF id or a local folder")
     m.add_argument("--lora-rank", type=int, default=16, help="adapter rank: higher = more capacity and memory")
     m.add_argument("--lora-alpha", type=int, default=None, help="adapter scale (default 2 x rank)")
@@ -94,7 +104,8 @@ def add_models_parser(subparsers) -> argparse.ArgumentParser:
                               description="The workspace's model registry (WORKSPACE/models/registry.json).")
     sub = p.add_subparsers(dest="models_command", metavar="{list,use,rollback,show}")
     sub.add_parser("list", help="registered models; * marks the one served").add_argument("--json", action="store_true")
-    use = sub.add_parser("use", help="serve NAME from now on ('base' = the untuned model)")
+    use = sub.add_parser("use", help="serve NAME from now on ('base' = the untuned model; a ranker's name serves that "
+                                     "ranker, 'no-ranker' stops reranking)")
     use.add_argument("model_name", metavar="NAME")
     sub.add_parser("rollback", help="swap back to the previously served model (instant)")
     show = sub.add_parser("show", help="one model's entry and card")
@@ -120,6 +131,10 @@ def _config_from_args(args):
 
 
 def run_finetune(args) -> int:
+    if args.recipe == "ranker":
+        return run_ranker(args)
+    if args.recipe:
+        args.method = args.recipe
     from finetune.train import train  # torch and transformers: only when a command trains, so --help stays instant
 
     try:
@@ -149,6 +164,34 @@ def run_finetune(args) -> int:
     return 0
 
 
+def run_ranker(args) -> int:
+    """`assistant finetune --recipe ranker`: learn the workspace's ranker, print the held-out figures and the decision."""
+    from finetune.recipes.ranker import RankerConfig, train_ranker  # torch: only when a ranker trains
+
+    cfg = RankerConfig(workspace=Path(args.workspace), name=args.name, heldout_fraction=args.heldout_pages,
+                       max_train=args.max_queries, max_seconds=args.max_seconds, seed=args.seed,
+                       serve=args.use, register=not args.no_register, progress=not args.no_progress,
+                       **({"lr": args.lr} if args.lr else {}), **({"max_steps": args.max_steps} if args.max_steps else {}))
+    try:
+        result = train_ranker(cfg)
+    except (DataError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = result.metrics
+    print(f"ranker {result.name!r} saved to {result.folder}")
+    for view in ("lists", "corpus"):
+        a, b = m["untrained"][view], m["trained"][view]
+        print(f"  held-out {view:6s}: MRR {a['mrr']:.3f} -> {b['mrr']:.3f}, nDCG@10 {a['ndcg@10']:.3f} -> {b['ndcg@10']:.3f}"
+              f" ({a['queries']} queries)")
+    t = m["training"]
+    print(f"  {t['steps']} steps in {t['seconds']} s ({t['stop_reason']}); int8 {'serves' if m['int8']['agrees'] else 'not used'}")
+    for reason in result.reasons:
+        print(f"  {reason}")
+    if not result.served and args.use is False and not args.no_register:
+        print(f"  registered, not served; check it on your questions, then: assistant models use {result.name}")
+    return 0
+
+
 def run_models(args) -> int:
 
     reg = Registry(args.workspace)
@@ -158,7 +201,10 @@ def run_models(args) -> int:
             return _list(reg, getattr(args, "json", False))
         if cmd == "use":
             reg.use(args.model_name)
-            print(f"now serving: {reg.current or 'base (no fine-tuned model)'}")
+            if args.model_name in reg.rankers() or args.model_name == NO_RANKER:
+                print(f"now ranking with: {reg.current_ranker or 'no ranker (the hybrid order)'}")
+            else:
+                print(f"now serving: {reg.current or 'base (no fine-tuned model)'}")
         elif cmd == "rollback":
             now = reg.rollback()
             print(f"rolled back; now serving: {now or 'base (no fine-tuned model)'}")
@@ -181,6 +227,10 @@ def _list(reg, as_json: bool) -> int:
         return 0
     current = data["current"]
     print(f"{'*' if current is None else ' '} base  (no fine-tuning)")
+    for name, e in sorted(data.get("rankers", {}).items(), key=lambda kv: kv[1].get("created_at", "")):
+        held = e.get("metrics", {}).get("trained", {}).get("lists", {})
+        score = f"held-out MRR={held['mrr']:.3g}" if isinstance(held.get("mrr"), float) else ""
+        print(f"{'*' if name == data.get('current_ranker') else ' '} {name}  ranker on {e.get('base')}  {e.get('created_at', '')}  {score}")
     for name, e in sorted(data["models"].items(), key=lambda kv: kv[1].get("created_at", "")):
         tuned = e.get("metrics", {}).get("tuned", {})
         score = ", ".join(f"{k}={tuned[k]:.3g}" for k in ("perplexity", "token_f1") if isinstance(tuned.get(k), float))

@@ -9,6 +9,11 @@ a model is one atomic rewrite of a small file: instant, and a crash leaves the o
                        "created_at": ..., "metrics": {...}, "data_fingerprint": ..., "adapter_path": ...}}}
 
 The name "base" means "no fine-tuned model": `use("base")` sets current to null.
+
+Rankers (`assistant finetune --recipe ranker`) are entries of their own kind, kept apart so they are
+never offered as generators: `"rankers": {name: {...same fields, "method": "ranker"}}` and
+`"current_ranker"` (read by `index.reranking` when `reranker = "auto"`). `use(name)` of a ranker
+serves it; `use("no-ranker")` stops reranking.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from foundation.model_paths import RegistryError, read_registry, registry_file
 from foundation.workspace import atomic_write_json
 
 BASE = "base"
-RESERVED = {BASE, "current", "served", "previous", "default", "smollm2"}
+NO_RANKER = "no-ranker"
+RESERVED = {BASE, NO_RANKER, "current", "served", "previous", "default", "smollm2"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -60,7 +66,8 @@ class Registry:
         return self.load()["previous"]
 
     def get(self, name: str) -> dict[str, Any]:
-        models = self.list()
+        """A generator model's entry, or a ranker's."""
+        models = {**self.rankers(), **self.list()}
         if name not in models:
             known = ", ".join(sorted(models)) or "none yet"
             raise RegistryError(f"no model named {name!r} in {self.file} (known: {known})")
@@ -121,9 +128,34 @@ class Registry:
                 self._set_current(data, name)
         return entry
 
-    def use(self, name: str) -> None:
-        """Serve `name` from now on ("base" = the untuned model); the old one becomes `previous`."""
+    def register_ranker(self, name: str, path: str | os.PathLike[str], *, base: str, metrics: dict[str, Any],
+                        make_current: bool = False) -> dict[str, Any]:
+        """Add (or replace) a ranker; `make_current` serves it (the recipe asks only when it won on held-out pages)."""
+        check_name(name)
+        if name in self.list():
+            raise RegistryError(f"{name!r} is already a generator model's name; choose another for the ranker")
+        entry = {"path": self._rel(path), "base": base, "method": "ranker", "metrics": metrics,
+                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         with self._edit() as data:
+            data.setdefault("rankers", {})[name] = entry
+            if make_current:
+                data["current_ranker"] = name
+        return entry
+
+    def rankers(self) -> dict[str, dict[str, Any]]:
+        return self.load().get("rankers", {})
+
+    @property
+    def current_ranker(self) -> str | None:
+        return self.load().get("current_ranker")
+
+    def use(self, name: str) -> None:
+        """Serve `name` from now on ("base" = the untuned model); the old one becomes `previous`.
+        A ranker's name (or "no-ranker") switches the ranker instead and leaves the generator alone."""
+        with self._edit() as data:
+            if name == NO_RANKER or name in data.get("rankers", {}):
+                data["current_ranker"] = None if name == NO_RANKER else name
+                return
             if name != BASE and name not in data["models"]:
                 known = ", ".join(sorted(data["models"])) or "none yet"
                 raise RegistryError(f"no model named {name!r} (known: {known}; 'base' = no fine-tuned model)")

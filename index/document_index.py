@@ -19,6 +19,7 @@ import numpy as np
 
 from foundation.devices import pick_device
 from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES, resolve_embedder
+from index import reranking
 from index import search as searching
 from index.budget import LoadLimits
 from index.chunking import TokenCounter, load_token_counter
@@ -67,7 +68,8 @@ class DocumentIndex:
         self.index_kind = index_kind
         self.load_limits = load_limits
         self._counter: TokenCounter | None = None
-        self._reranker = None
+        self._reranker: tuple[str, object] | None = None  # (path, loaded model)
+        self._ranker_resolved: tuple[int | None, str] | None = None  # (registry stamp, path)
         self._lock = threading.RLock()
         self._query_cache: dict[str, np.ndarray] = {}
         self._pointer = state.generation  # what CURRENT said when `state` was loaded
@@ -247,7 +249,7 @@ class DocumentIndex:
         if mask is not None and not mask.any():
             return []
         qvec = self._query_vector(query)
-        rows = searching.rank(state, query, qvec, k, mode, mask, self._rerank if self.reranker_name else None)
+        rows = searching.rank(state, query, qvec, k, mode, mask, self._rerank if self._ranker_path() else None)
         return [searching.to_source(state, row, score, qvec, query, rank)
                 for rank, (row, score) in enumerate(rows, start=1)]
 
@@ -267,15 +269,54 @@ class DocumentIndex:
         with self._lock:
             self._query_cache.clear()
 
+    def _ranker_path(self) -> str:
+        """The reranker to use now ("" = none): "auto" follows the workspace registry's served ranker,
+        re-read when registry.json changes so `assistant models use` takes effect without a restart."""
+        key = self._registry_stamp() if self.reranker_name.strip().lower() == reranking.AUTO else None
+        if self._ranker_resolved is None or self._ranker_resolved[0] != key:
+            self._ranker_resolved = (key, reranking.ranker_setting(self.reranker_name, self.directory))
+        return self._ranker_resolved[1]
+
+    def _registry_stamp(self) -> int:
+        try:
+            return (self.directory.parent / "models" / "registry.json").stat().st_mtime_ns
+        except OSError:
+            return 0
+
     def _rerank(self, query: str, texts: list[str]) -> list[float]:
-        if self._reranker is None:
-            try:
-                from sentence_transformers import CrossEncoder
-            except ImportError:  # pragma: no cover
-                raise ImportError("Reranking needs sentence-transformers: pip install sentence-transformers") from None
-            self._reranker = CrossEncoder(resolve_embedder(self.reranker_name), device=pick_device(self.device))
-        scores = self._reranker.predict([(query, t) for t in texts], show_progress_bar=False)
+        path = self._ranker_path()
+        if self._reranker is None or self._reranker[0] != path:
+            self._reranker = (path, self._load_reranker(path))
+        model = self._reranker[1]
+        if isinstance(model, reranking.WorkspaceRanker):
+            return self._rerank_by_vectors(model, query, texts)
+        scores = model.predict([(query, t) for t in texts], show_progress_bar=False)
         return [float(s) for s in np.asarray(scores, dtype=np.float32).reshape(len(texts), -1)[:, -1]]
+
+    def _rerank_by_vectors(self, model: "reranking.WorkspaceRanker", query: str, texts: list[str]) -> list[float]:
+        """A workspace ranker scores the passages' stored vectors; `rank` hands over their texts, so find the rows."""
+        state = self._current()
+        rows_of = state.derived.get("rerank_rows")
+        if rows_of is None:
+            # keyed by the very text `searching.rank` hands a reranker, built by the same function
+            rows_of = state.derived["rerank_rows"] = {searching._passage_for_rerank(state, r): r
+                                                      for r in range(len(state.chunks))}
+        rows = [rows_of.get(t) for t in texts]
+        if any(r is None for r in rows):  # a newer generation committed mid-search: keep the fused order
+            return [float(len(texts) - i) for i in range(len(texts))]
+        return model.scores(query, np.asarray(state.vectors[rows]))
+
+    def _load_reranker(self, path: str):
+        """A ranker trained on this workspace (its folder has ranker.json) or any sentence-transformers
+        cross-encoder id or path."""
+        device = pick_device(self.device)
+        if reranking.read_meta(Path(path)).get("kind") == reranking.QUERY_ENCODER:
+            return reranking.WorkspaceRanker(path, device=device)
+        try:
+            from sentence_transformers import CrossEncoder  # optional: only a configured cross-encoder needs it
+        except ImportError:  # pragma: no cover
+            raise ImportError("Reranking needs sentence-transformers: pip install sentence-transformers") from None
+        return CrossEncoder(resolve_embedder(path), device=device)
 
     # --- documents --------------------------------------------------------------------------
 

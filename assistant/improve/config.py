@@ -34,6 +34,9 @@ class ImproveConfig:
     dpo_steps: int = 20
     dpo_beta: float = 0.1
     dpo_lr: float = 5e-5
+    # The workspace's passage ranker (finetune.recipes.ranker): retrained each cycle from the documents, with rated
+    # answers as extra labels, and registered (not served: see ranking.py). Costs a few minutes of CPU per cycle.
+    ranker: bool = False
     # Behaviour
     early_reject: bool = True  # skip the candidate's sanity set once it has failed on held-out (saves time)
     keep_rejected: bool = False  # keep a rejected candidate's weights and registry entry (disk: a full model)

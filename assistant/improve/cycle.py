@@ -18,6 +18,7 @@ from assistant.core import Assistant
 from assistant.improve import steps
 from assistant.improve.config import ImproveConfig, config_from_dict
 from assistant.improve.promotion import decide, rules
+from assistant.improve.ranking import train_ranker_step
 from assistant.improve.state import CycleBusy, CycleRun, cycle_lock, load_state, next_cycle_dir, now
 from finetune.registry import Registry
 from foundation.workspace import resolve_workspace
@@ -49,6 +50,8 @@ def _run(run: CycleRun) -> dict[str, Any]:
     _start(run)
     steps.export_data(run)
     cfg, data = run.cfg, run.data
+    if cfg.ranker and not cfg.dry_run:  # needs no rated answers, so it runs even when the generator step is skipped
+        run.report["ranker"] = train_ranker_step(run)
     if len(data.train) < cfg.min_examples:
         return steps.finish(run, "skipped", [
             f"only {len(data.train)} new accepted answers (rated +1 or corrected) outside "
