@@ -36,6 +36,14 @@ _IDENTIFIER_RE = re.compile(
     r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"  # snake_case names, SQLITE_MAX_COLUMN
     r"|\b[A-Za-z_]\w*(?=\(\))"  # function calls written name()
     r"|(?<![\w/])/(?:[\w.+-]+/)*[\w.+-]+")  # absolute paths
+# Words of the prompt's own instructions ("The assistant can answer in one sentence: ..."): a model
+# sentence made of these and the question's words reads the prompt back.
+_PROMPT_WORDS = frozenset("assistant sentence sentences above numbered texts passages".split())
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|my|mine)\b")
+_COPULA = re.compile(r"\b(?:is|are|was|were|means|refers to)\b", re.I)
+_YES_NO = re.compile(r"^\W*(?:yes|no)\b", re.I)
+_WRAPPED_END = re.compile(r"[A-Za-z,]$")
+_WRAPPED_START = re.compile(r"[a-z][a-z']*(?:[ ,]|$)")
 _ABBREV = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "dr", "cf", "fig", "no", "approx", "incl", "eg", "ie"}
 
 
@@ -80,6 +88,45 @@ def strip_citations(text: str) -> str:
     return re.sub(r"^(?:[-*•]|\d{1,2}[.)]|[A-Za-z][.)])\s+", "", text)
 
 
+def says_nothing(sentence: str, question: str, instruction: str = "") -> bool:
+    """True for a model sentence that only restates the question or the instruction, or is circular.
+
+    Issue 20's examples pass the support check because their words occur in the passage, yet tell
+    the user nothing: "The data page for Brin is a data page that stores information about the BRIN
+    data page." (circular: the subject again, plus two words), "The default fillfactor is only used
+    if I set one." (the user's own voice, nothing new), "The assistant can answer in one sentence"
+    (the instruction). A sentence is kept when it adds content words (stemmed) that neither the
+    question nor the instruction holds; a yes/no answer always is.
+    """
+    sentence = strip_citations(sentence)
+    if _YES_NO.match(sentence):
+        return False
+    known = {stem(t) for t in content_tokens(f"{question} {instruction}")} | _PROMPT_WORDS
+    said = [stem(t) for t in content_tokens(sentence)]
+    new = {t for t in said if t not in known}
+    if not new:
+        return True
+    if _FIRST_PERSON.search(sentence) and len(new) <= 2:  # the question again, in the user's voice
+        return True
+    parts = _COPULA.split(sentence, maxsplit=1)
+    if len(parts) == 2:  # "X is a ... X ...": the subject restated, at most two words added
+        subject = {stem(t) for t in content_tokens(parts[0])}
+        predicate = {stem(t) for t in content_tokens(parts[1])}
+        return bool(subject) and subject <= predicate and len(predicate - subject - known) <= 2
+    return False
+
+
+def without_read_back(sentence: str, instruction: str) -> str:
+    """The sentence after a read-back of the instruction ("The assistant can answer in one sentence:
+    git reset --soft" -> "git reset --soft"); the sentence itself when it has none."""
+    head, colon, rest = sentence.partition(":")
+    if not colon or not rest.strip():
+        return sentence
+    words = {stem(t) for t in content_tokens(head)}
+    allowed = {stem(t) for t in content_tokens(instruction)} | _PROMPT_WORDS
+    return rest.strip() if words and words <= allowed else sentence
+
+
 def split_sentences(text: str) -> list[str]:
     """Split English and Chinese text into sentences, keeping each sentence's citations with it.
 
@@ -87,7 +134,7 @@ def split_sentences(text: str) -> list[str]:
     items and lines are sentences of their own; "e.g.", "v1.2" and "install.md" do not end one.
     """
     sentences: list[str] = []
-    for line in re.split(r"\n+", text):
+    for line in _unwrapped(re.split(r"\n+", text)):
         line = line.strip()
         if not line:
             continue
@@ -118,6 +165,23 @@ def split_sentences(text: str) -> list[str]:
             else:
                 sentences.append(tail)
     return sentences
+
+
+def _unwrapped(lines: list[str]) -> list[str]:
+    """Lines with hard-wrapped prose joined: a line that ends in a word or a comma, followed by one
+    that starts with a lower-case word, is one sentence broken by the author's editor (a Markdown
+    or text file, an e-mail in a <pre>, wrapped at 72 columns), not two. The first line must have
+    six words or start with a capital (a passage may begin "This" + "part of my email ..."): two
+    short lower-case lines are more often commands ("git add foo" + "git commit")."""
+    out: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if out and _WRAPPED_END.search(out[-1]) and _WRAPPED_START.match(line) \
+                and (len(out[-1].split()) >= 6 or out[-1][0].isupper()):
+            out[-1] = f"{out[-1]} {line}"
+        elif line:
+            out.append(line)
+    return out
 
 
 def _ends_sentence(line: str, i: int) -> bool:

@@ -6,10 +6,26 @@ around block tags and a marker line per heading, into a list. No tree is built, 
 linear in the page, memory stays near the size of its text, and nesting depth does not matter.
 (Inserting line-break strings beside every block tag in a BeautifulSoup tree, as a previous
 version did, cost time in the number of siblings per insertion: a 300 KB page took 86 s.)
-Scripts, styles and navigation are dropped.
+Scripts, styles and page furniture are dropped. Furniture (navigation bars, sidebars, search
+boxes, footers, Sphinx's "¶" heading anchors) is recognised by what the generators call it, in a
+tag's role, class or id (`_FURNITURE`): Sphinx's `related`/`sphinxsidebar`/`footer`, DocBook's
+`navheader`/`navfooter`, asciidoc's `footer`, SQLite's `nosearch` header, ARIA's `navigation`/
+`banner`/`contentinfo`/`search`. A line that is nothing but navigation words ("Prev | Up | Home |
+Next") is dropped too, whatever marks it, and so is a "last modified" stamp. Measured with
+benchmarks/bench_furniture.py on six manuals of four generators (git's asciidoc, SQLite's own,
+DocBook XSL x3, Sphinx; 835 pages): lines repeated on half the pages of a manual fell from 4,178
+occurrences to 233 (what is left is text: "Table of Contents", "Part of the git(1) suite"), and
+navigation lines from 359 to 0. trafilatura (a well-kept boilerplate remover, tried with
+favor_recall and tables) took 10.6x the time on 33 of those pages, still left the navigation of
+2 Sphinx pages, and returns text without the heading paths this loader keeps, so it was not added.
+
+Whitespace inside a text run is HTML's, not the author's: a paragraph wrapped over three source
+lines is one paragraph, so runs of spaces and newlines become one space except inside <pre>. (Kept
+as line breaks, they made each wrapped line a "sentence" and quotes began mid-sentence.)
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from index.sections import LoadedDocument, LoadError, Section
@@ -19,6 +35,43 @@ _BLOCK = {"p", "div", "li", "ul", "ol", "tr", "table", "pre", "blockquote", "sec
           "figcaption", "caption", "br", "hr", "main", "header", "footer", "form"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _CELLS = {"td", "th"}
+_PRE = {"pre", "textarea", "listing", "xmp", "plaintext"}
+# Page furniture by the name its generator gives it (a role, or a class or id token); see above.
+_FURNITURE = frozenset({
+    "navigation", "banner", "contentinfo", "search",  # ARIA roles
+    "related", "sphinxsidebar", "sphinxsidebarwrapper", "footer", "headerlink", "searchbox",  # Sphinx
+    "navheader", "navfooter",  # DocBook XSL
+    "footer-text",  # asciidoc
+    "nosearch", "searchmenu",  # SQLite's documentation
+    "breadcrumb", "breadcrumbs", "skip-link", "skiplink", "site-header", "site-footer",
+})
+# A line of nothing but navigation words: "Prev | Up | Home | Next", "« previous | next »".
+_NAV_LINE = re.compile(r"(?:(?:prev(?:ious)?|next|up|home|top|contents|index|modules)(?:\s+(?:page|topic|chapter))?"
+                       r"|[|»«<>←→\[\]:·•-])(?:\s*(?:(?:prev(?:ious)?|next|up|home|top|contents|index|modules)"
+                       r"(?:\s+(?:page|topic|chapter))?|[|»«<>←→\[\]:·•-]))*", re.I)
+_NAV_WORD = re.compile(r"prev|next|up|home", re.I)
+_SPACE = re.compile(r"\s+")
+# A page's time stamp ("This page last modified on 2022-10-26 20:02:18 UTC", "Last updated 2024-05-31"):
+# the same footer on every page of SQLite's and asciidoc's manuals.
+_STAMP_LINE = re.compile(r"(?:this (?:page|document) )?(?:was )?last (?:modified|updated|changed)\b.{0,40}\d{4}.{0,30}",
+                         re.I)
+
+
+def is_furniture(tag: str, attrib) -> bool:
+    """A navigation bar, sidebar, footer or heading anchor, by its tag, role, class or id."""
+    if tag in ("nav", "footer"):
+        return True
+    names = f"{attrib.get('role', '')} {attrib.get('class', '')} {attrib.get('id', '')}".lower().split()
+    return any(n in _FURNITURE for n in names)
+
+
+def is_navigation_line(line: str) -> bool:
+    """True for "Prev | Up | Home | Next" and the like (navigation words and separators only), and
+    for a page's "last modified" stamp."""
+    line = line.strip()
+    if len(line) >= 100:
+        return False
+    return bool(_STAMP_LINE.fullmatch(line)) or (bool(_NAV_LINE.fullmatch(line)) and len(_NAV_WORD.findall(line)) >= 2)
 
 
 def load_html(path: Path, text: str) -> LoadedDocument:
@@ -55,14 +108,17 @@ class _Text:
         self.title = self.first_h1 = ""
         self.seen: set[str] = set()
         self.pending: list[str] = []
+        self.pre = 0  # depth inside <pre>: its line breaks are the author's
 
     # --- parser events ---------------------------------------------------------------------
 
     def start(self, tag: str, attrib) -> None:
         self._flush()
-        if self.dropping or tag in _DROP:
+        if self.dropping or tag in _DROP or is_furniture(tag, attrib):
             self.dropping += 1
             return
+        if tag in _PRE:
+            self.pre += 1
         for name, (depth, strings) in list(self.capture.items()):
             self.capture[name] = (depth + 1, strings)
         if tag in ("title", "h1") and tag not in self.seen:  # the first of each, as the page's title
@@ -82,6 +138,8 @@ class _Text:
         if self.dropping:
             self.dropping -= 1
             return
+        if tag in _PRE:
+            self.pre = max(0, self.pre - 1)
         self._close_captures()
         if self.heading is not None:
             name, depth, strings = self.heading
@@ -112,6 +170,8 @@ class _Text:
             return
         text = "".join(self.pending)
         self.pending.clear()
+        if not self.pre:
+            text = _SPACE.sub(" ", text)
         for _depth, strings in self.capture.values():
             strings.append(text)
         if self.heading is not None:
@@ -161,7 +221,7 @@ def _sections(marked: str, title: str) -> list[Section]:
             while stack and stack[-1][0] >= level:
                 stack.pop()
             stack.append((level, name))
-        elif line and line != "|":
+        elif line and line != "|" and not is_navigation_line(line):
             current.append(line)
         elif current and current[-1] != "":
             current.append("")  # keep paragraph breaks for the sentence splitter

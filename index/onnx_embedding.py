@@ -36,6 +36,7 @@ the attention score MatMuls too (no faster, cosine 0.9966); calibrating on 24 on
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -43,7 +44,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -104,11 +105,52 @@ def ensure_int8_export(model_path: str) -> Path:
         return target
     log.warning("Exporting the embedder %s to int8 ONNX once into %s (later loads reuse it)", model_path, target)
     try:
-        with atomic_folder(target) as tmp:
+        with atomic_folder(target) as tmp, _quiet_export():
             _export(model_path, tmp)
     except Exception as exc:
         raise Int8Unavailable(f"Could not export {model_path} to int8 ONNX: {exc}") from exc
     return target
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Silence the third-party notices the one-time export prints (a wall of them on a first start):
+    torch's TracerWarnings and ONNX-exporter UserWarnings, sentence-transformers' "`tokenize` is
+    deprecated", transformers' weight-loading bar, and onnxruntime's "consider pre-processing"
+    hint, which it logs on the root logger (installing a root handler as it does). Our own log
+    lines keep their level: only these libraries' loggers, and the root's, are raised meanwhile."""
+    import warnings
+
+    from torch.jit import TracerWarning  # imported here: torch loads only when an export runs
+    from transformers.utils import logging as hf_logging  # likewise
+
+    root = logging.getLogger()
+    loggers = [logging.getLogger(n) for n in ("sentence_transformers", "transformers", "torch.onnx", "onnxruntime")]
+    levels = [(lg, lg.level) for lg in loggers]
+    own = log.level
+    log.setLevel(log.getEffectiveLevel())  # pinned, so raising the root's level below leaves ours alone
+    root_level, bar = root.level, hf_logging.is_progress_bar_enabled()
+    hush = logging.NullHandler()  # a root handler, so onnxruntime's logging.warning() adds no basicConfig one
+    root.addHandler(hush)
+    root.setLevel(logging.ERROR)
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=TracerWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+            for category in (DeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category, module=r"sentence_transformers")
+            yield
+    finally:
+        root.removeHandler(hush)
+        root.setLevel(root_level)
+        for lg, level in levels:
+            lg.setLevel(level)
+        log.setLevel(own)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def _export(model_path: str, out: Path) -> None:

@@ -7,7 +7,9 @@
    only the window around the best one (`assistant.tasks.evidence`): the 135M default model
    answers about half of factual questions right from ~120 words, and worse from more.
 3. Generate, and check each sentence as it completes against that window (numbers, options and
-   identifiers must occur in it); only checked sentences reach the user.
+   identifiers must occur in it); only checked sentences reach the user, and not those that say
+   nothing (the question or the instruction read back, a circular one). Under them, the window
+   itself is quoted in whole sentences, the one that answers in bold.
 4. When the model's first sentence is not supported, try the next passage's window; when no
    candidate is, quote the best sentence itself (cited): the user sees the document's words
    rather than an invention followed by a warning.
@@ -134,7 +136,8 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
                 if quote:
                     yield TextDelta(quote)
                     answer.text += quote
-                    answer.sentences.append(SentenceCheck(grounding.strip_citations(quote).strip(" >\n"), [1], True, 1.0))
+                    answer.sentences.append(SentenceCheck(grounding.strip_citations(quote.replace("**", "")).strip(" >\n"),
+                                                         [1], True, 1.0))
             yield Result(answer)
             return
     if found.evidence[0].score >= ctx.config.min_quote:
@@ -161,11 +164,11 @@ def _checked_answer(ctx: TaskContext, req: TaskRequest, ev: Evidence, checks: li
         req.text, INSTRUCTION_ECHOES))
     try:
         for sentence in _complete_sentences(stream):
-            verdict = _verdict(ctx, sentence, given, checks)
+            verdict = _verdict(ctx, sentence, given, checks, req.text)
             if verdict == "stop":
                 return
             if verdict == "show":
-                yield TextDelta(_shown(sentence, len(checks)))
+                yield TextDelta(_shown(checks[-1].text, len(checks)))
                 if len(checks) >= MAX_ANSWER_SENTENCES:
                     return
     finally:
@@ -183,10 +186,13 @@ def _complete_sentences(stream: Iterator[str]) -> Iterator[str]:
     yield from grounding.split_sentences(text)[done:]
 
 
-def _verdict(ctx: TaskContext, sentence: str, given: list[str], checks: list[SentenceCheck]) -> str:
+def _verdict(ctx: TaskContext, sentence: str, given: list[str], checks: list[SentenceCheck],
+             question: str = "") -> str:
     """"show" a supported claim (appended to `checks`), "skip" filler before the answer
-    ("Sure."), "stop" at an unsupported claim or at filler after the answer."""
-    if not grounding.is_claim(sentence):
+    ("Sure.", the question or instruction read back, a circular sentence), "stop" at an
+    unsupported claim or at filler after the answer."""
+    sentence = grounding.without_read_back(sentence, INSTRUCTION_ONE.format(question=""))
+    if not grounding.is_claim(sentence) or grounding.says_nothing(sentence, question, INSTRUCTION_ONE):
         return "stop" if checks else "skip"
     check = grounding.check_sentences(sentence, given, ctx.embed)[0]
     if not check.supported:
@@ -217,12 +223,71 @@ def _evidence_quote(ev: Evidence, answer: str, page: str = "") -> str:
     The default model rewords, and on the dev set its supported sentences still missed the value
     asked for more often than not; the window the sentence rests on holds it far more often, so
     the user sees both: the model's sentence and the document's own words it was checked against.
+    The quote is whole sentences (`quote_sentences`) with the one that answers in bold.
     """
-    room = MAX_ANSWER_WORDS - len(answer.split()) - 2
-    words = ([f"{page}:"] if page else []) + grounding.strip_citations(ev.text).split()
-    if room < 8 or not words:
-        return ""
-    return "\n\n> " + _words_at_most(" ".join(words), room) + " [1]"
+    room = MAX_ANSWER_WORDS - len(answer.split()) - 2 - (1 if page else 0)
+    sentences = quote_sentences(ev, room)
+    if room < 8 or not sentences or _same_words(" ".join(sentences), answer):
+        return ""  # (a quote that repeats the answer word for word adds nothing)
+    return "\n\n> " + (f"{page}: " if page else "") + _marked(sentences, answer or ev.sentence) + " [1]"
+
+
+def quote_sentences(ev: Evidence, room: int) -> list[str]:
+    """The window's whole sentences that fit in `room` words, always with its best one.
+
+    A quote cut at a word count began or ended mid-sentence ("memory buffers. The default is …"):
+    here the window is cut only between sentences, dropping those after the best one first, then
+    the one before it. A sentence the narrowing cut short ("… …", a run-on table line) is left out
+    unless it is the best one; a best sentence longer than `room` gives no quote at all.
+    """
+    sentences = [grounding.strip_citations(x) for x in grounding.split_sentences(ev.text)]
+    sentences = [x for x in sentences if x]
+    best = _index_of(sentences, grounding.strip_citations(ev.sentence))
+    if best is None or _cut_short(sentences[best]):
+        return []
+    lo, hi = best, best
+    while lo > 0 and not _cut_short(sentences[lo - 1]):  # the window kept these before it: "It"/"This"
+        lo -= 1
+    while hi + 1 < len(sentences) and not _cut_short(sentences[hi + 1]):
+        hi += 1
+
+    def words(a: int, b: int) -> int:
+        return sum(len(x.split()) for x in sentences[a:b + 1])
+
+    while hi > best and words(lo, hi) > room:
+        hi -= 1
+    while lo < best and words(lo, hi) > room:
+        lo += 1
+    if words(lo, hi) > room:
+        return []
+    return sentences[lo:hi + 1]
+
+
+def _same_words(a: str, b: str) -> bool:
+    return re.findall(r"\w+", a.lower()) == re.findall(r"\w+", grounding.strip_citations(b).lower())
+
+
+def _cut_short(sentence: str) -> bool:
+    return sentence.endswith(" …")
+
+
+def _index_of(sentences: list[str], best: str) -> int | None:
+    """Which of `sentences` is (or starts) the best sentence; None when none is."""
+    key = " ".join(best.split())[:60]
+    for i, sentence in enumerate(sentences):
+        flat = " ".join(sentence.split())
+        if flat.startswith(key) or (len(flat) >= 20 and key.startswith(flat[:60])):
+            return i
+    return None
+
+
+def _marked(sentences: list[str], answer: str) -> str:
+    """The sentences joined, the one that shares most words with `answer` in Markdown bold (the
+    answer span: what the chat renders as bold); one sentence alone is not marked."""
+    if len(sentences) < 2:
+        return " ".join(sentences)
+    span = max(range(len(sentences)), key=lambda i: grounding.overlap(answer, sentences[i]))
+    return " ".join(f"**{x}**" if i == span else x for i, x in enumerate(sentences))
 
 
 def _answer(req: TaskRequest, found: Plan, sources: list[Source], checks: list[SentenceCheck],
@@ -234,9 +299,11 @@ def _answer(req: TaskRequest, found: Plan, sources: list[Source], checks: list[S
 
 
 def _quote(req: TaskRequest, found: Plan, *, reason: str) -> Iterator[Event]:
-    """The best evidence sentence itself, cited: the document's words when the model's are not."""
+    """The best evidence window itself, cited: the document's words when the model's are not.
+    Whole sentences (`quote_sentences`), the best one in bold."""
     best = found.evidence[0]
-    sentence = _words_at_most(grounding.strip_citations(best.text), QUOTE_WORDS)
+    chosen = quote_sentences(best, QUOTE_WORDS) or [_words_at_most(grounding.strip_citations(best.sentence), QUOTE_WORDS)]
+    sentence = _marked(chosen, best.sentence)
     sources = _cited_first(found.sources, best.source)
     page = _page_name(req.text, sources[0], sentence)
     sentence = f"{page}: {sentence}" if page else sentence
@@ -245,7 +312,7 @@ def _quote(req: TaskRequest, found: Plan, *, reason: str) -> Iterator[Event]:
     for start in range(0, len(words), QUOTE_CHUNK_WORDS):  # streamed like generated text
         yield TextDelta(" ".join(words[start:start + QUOTE_CHUNK_WORDS]) + (" " if start + QUOTE_CHUNK_WORDS < len(words) else ""))
     yield Result(Answer(text=text, sources=sources, task="qa", question=req.text, standalone_query=req.query,
-                        sentences=[SentenceCheck(sentence, [1], True, 1.0)],
+                        sentences=[SentenceCheck(sentence.replace("**", ""), [1], True, 1.0)],
                         extra={"relevance": round(found.relevance, 4), "extracted": True, "reason": reason,
                                "evidence_score": round(best.score, 4)}))
 
