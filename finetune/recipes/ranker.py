@@ -15,8 +15,9 @@ and, when asked (`serve`, `--use`), served (the registry's `current_ranker`) onl
 untrained encoder's order by `min_gain` MRR on their candidate lists and is no worse over the whole
 corpus. int8 (dynamic quantisation) serves only when it ranks the held-out lists like float32.
 Measured (benchmarks/bench_ranker.py): the held-out pairs improve (git manual: list MRR 0.390 ->
-0.479), but the dev set's real questions do not (git nDCG@10 0.889 hybrid -> 0.844 with the ranker,
-0.867 with the untrained encoder in the same fusion), so nothing is served by default.
+0.479; SQLite 0.497 -> 0.497, corpus 0.174 -> 0.207), but the dev set's real questions mostly do not
+(git nDCG@10 0.889 hybrid -> 0.844 with the ranker, 0.867 with the untrained encoder in the same
+fusion; SQLite 0.823 -> 0.830), so nothing is served by default.
 """
 from __future__ import annotations
 
