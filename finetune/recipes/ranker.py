@@ -21,12 +21,14 @@ fusion; SQLite 0.823 -> 0.830), so nothing is served by default.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +140,6 @@ def fit(encoder: QueryEncoder, data: RankData, positives: np.ndarray, vectors: n
         cfg: RankerConfig) -> dict[str, Any]:
     """The training loop: bounded by steps and seconds; Ctrl-C ends it after the step under way."""
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(free_cores())
     rng = np.random.default_rng(cfg.seed)
     model = encoder.model
     model.get_input_embeddings().weight.requires_grad_(False)  # rare words stay general; a third fewer updates
@@ -154,7 +155,7 @@ def fit(encoder: QueryEncoder, data: RankData, positives: np.ndarray, vectors: n
     losses: list[float] = []
     stop_reason, t0 = "done", time.perf_counter()
     bar = tqdm(total=steps, desc="training ranker", disable=not cfg.progress, dynamic_ncols=True)
-    with ctrl_c_stops_after_step() as flag:
+    with ctrl_c_stops_after_step() as flag, torch_threads(free_cores()):
         for step in range(steps):
             rows = np.roll(order, -((step * cfg.batch_size) % len(order)))[:cfg.batch_size]
             loss = step_loss(encoder, [data.train[i] for i in rows], positives[rows], vectors, section, rng, cfg)
@@ -177,6 +178,17 @@ def fit(encoder: QueryEncoder, data: RankData, positives: np.ndarray, vectors: n
     return {"steps": len(losses), "planned_steps": steps, "stop_reason": stop_reason,
             "seconds": round(time.perf_counter() - t0, 1), "loss_first": round(float(np.mean(losses[:5])), 4),
             "loss_last": round(float(np.mean(losses[-5:])), 4), "batch_size": cfg.batch_size, "lr": cfg.lr}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's thread count within the block, restored after (a cycle trains the generator next, with its own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def free_cores() -> int:
