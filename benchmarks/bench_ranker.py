@@ -22,7 +22,9 @@ come out worse on git and the FAQ and only slightly better on SQLite, and the fu
 costs; lowering the ranker's weight in the fusion on git (0.5, 0.25) only moves it toward plain hybrid (page nDCG@10
 0.863, 0.877). Trained on headings alone (no clozes; 126 steps in 186 s on a quieter machine), git's held-out
 pairs rose further (list MRR 0.553, corpus 0.349) and real questions still fell (page 0.851, passage 0.643): what
-the pairs teach does not carry over to users' questions here. Nothing is served by default. (debian-faq's split was then keyed by
+the pairs teach does not carry over to users' questions here. Reordering only the passages within each page
+(the hybrid's page order kept) lowers passage-level nDCG@10 too: git 0.678 -> 0.653, sqlite 0.637 -> 0.624,
+debian-faq 0.714 -> 0.687. Nothing is served by default. (debian-faq's split was then keyed by
 absolute path; keyed by file name it holds out 3 other pages, where 30 steps of 16 took list MRR 0.597 -> 0.564.)
 
     .venv/bin/python benchmarks/bench_ranker.py [--work DIR] [--manuals debian-faq git sqlite] [--max-seconds 480]
