@@ -140,3 +140,20 @@ def test_real_model_summarises_a_long_document(models):
     assert answer.text and answer.sentences
     nums = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
     assert nums and all(1 <= n <= len(answer.sources) for n in nums)
+
+
+def test_a_manual_page_is_summarised_from_its_name_line_and_summary(models):
+    """`assistant ask "Summarise sqlite3.1.txt"` on the real sqlite3(1) page: the overview opens
+    with the page's NAME line and the sentence its SUMMARY section starts with, cited, before
+    its key points; asked for one sentence, the NAME line is the sentence. The model writes none."""
+    from test_summary_lead import SQLITE3_MAN, SQLITE3_NAME, SQLITE3_SUMMARY, sources_of  # the fixture page, chunked
+
+    _, emb = models
+    gen = FixedGenerator("sqlite3 is a powerful tool for data analysis.")
+    ctx = MemoryContext(sources_of("man/sqlite3.1.txt", SQLITE3_MAN), gen, emb)
+    answer, _ = collect(ctx, "Summarise sqlite3.1.txt")
+    opening, points = answer.text.split("\n\nKey points:\n")
+    assert opening.startswith(SQLITE3_NAME + " [1] " + SQLITE3_SUMMARY), opening
+    assert len(points.splitlines()) == 4 and "Copyright" not in points and "[options]" not in points
+    answer, _ = collect(ctx, "Summarise sqlite3.1.txt in one sentence")
+    assert answer.text == SQLITE3_NAME + " [1]" and not gen.prompts
