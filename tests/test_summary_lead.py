@@ -212,3 +212,23 @@ def test_the_baseline_quotes_the_descriptions_first_sentence_as_it_stands():
     rows = [{"rouge_l": 0.4, "first_sentence_rouge_l": 0.2, "baseline_rouge_l": 0.1, "form_respected": True,
              "words": 10, "latency_ms": 5.0, "form": "sentence"}] * 2
     assert summary_figures(rows)["ratio_to_first_sentence"] == 2.0
+
+
+def test_the_generated_styles_key_points_never_quote_furniture():
+    """summary_style = "generated" falls back to quoted key sentences: the same rule keeps a
+    navigation bar and a pointer elsewhere out of them."""
+    from assistant.tasks.summarize import key_points  # the generated style's extractive fallback
+
+    passages = ["Prev | Up | Frob Server Applications | Home | Next",
+                "For an explanation of the terms used in this section, see attributes(7).",
+                "The widget cache keeps recently drawn widgets in memory for the frob server.",
+                "Each cache entry records the size of its widget and when it was last drawn."]
+    ctx = MemoryContext([], FixedGenerator(INVENTED), default_embedder(), Config())
+    points = key_points(ctx, passages)
+    assert points and all("Prev" not in p and "attributes(7)" not in p for p in points), points
+
+
+def default_embedder():
+    from doubles import default_models  # loads the real models once per test process
+
+    return default_models()[1]

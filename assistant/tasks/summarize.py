@@ -21,7 +21,7 @@ from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta, generate_text
 from assistant.tasks.budget import answer_room, closest_list, fit_text, passage_text, prompt_budget, relevance
 from assistant.tasks.streams import repeated_tail_cut, until_repeat
-from assistant.tasks.summary_shape import OVERVIEW_POINTS, Shape, requested_shape, shaped_summary
+from assistant.tasks.summary_shape import OVERVIEW_POINTS, Shape, boilerplate, requested_shape, shaped_summary
 from assistant.types import Answer, SentenceCheck, Source
 
 PART_TOKENS = 600  # tokens of source text per map step; the 135M model loses the thread past this
@@ -255,7 +255,8 @@ def key_points(ctx: TaskContext, passages: list[str], limit: int = KEY_POINTS) -
 
     Chosen by maximal marginal relevance: central to the document (close to the mean of all its
     sentences) yet unlike the sentences already chosen, at most one per section while sections
-    remain. Boilerplate repeated in several sections is never a key point.
+    remain. Boilerplate repeated in several sections, or page furniture (`summary_shape.boilerplate`:
+    a navigation bar, a pointer elsewhere), is never a key point.
     """
     import numpy as np
 
@@ -270,7 +271,7 @@ def key_points(ctx: TaskContext, passages: list[str], limit: int = KEY_POINTS) -
     for n, p in enumerate(passages, 1):
         for sent in grounding.split_sentences(p):
             k = key(sent)
-            if (k in seen or len(where[k]) > 1 or not grounding.is_claim(sent)
+            if (k in seen or len(where[k]) > 1 or not grounding.is_claim(sent) or boilerplate(sent)
                     or not 5 <= len(sent.split()) <= 60):
                 continue
             seen.add(k)
