@@ -42,6 +42,7 @@ def page(path: Path) -> tuple[str, tuple[str, ...], list[Source]]:
 
     tree = lxml_html.fromstring(path.read_bytes())
     blocks = tuple(_bare(strip_citations(" ".join(e.text_content().split()))) for e in tree.iter(*_BLOCKS))
+    blocks += tuple(_bare(ln) for e in tree.iter("pre") for ln in e.text_content().split("\n"))  # a command line
     doc = load_document(path, path.read_bytes())
     chunks = chunk_document(doc, load_token_counter(resolve_embedder("default")))
     sources = [Source(path=str(path), title=doc.title, locator=c.heading, snippet=c.text[:80], score=0.0,
@@ -64,7 +65,7 @@ def boundary_problems(quote: str, flat: str, blocks: tuple[str, ...]) -> list[st
     if first < 0 or last < 0:
         return [f"not found in the page: {quote[:80]!r}"]
     problems = []
-    if not any(b.startswith(head) or len(b) >= 8 and head.startswith(b) for b in blocks if b) and not _ENDS.search(flat[:first]):
+    if not any(b.startswith(head) or len(b) >= 5 and head.startswith(b) for b in blocks if b) and not _ENDS.search(flat[:first]):
         problems.append(f"starts mid-sentence: …{flat[max(0, first - 30):first]!r} | {quote[:40]!r}")
     if not any(b.endswith(tail) or len(b) >= 8 and tail.endswith(b) for b in blocks if b) and not _ENDS.search(tail):
         problems.append(f"ends mid-sentence: {quote[-40:]!r} | {flat[last + len(tail):last + len(tail) + 30]!r}…")

@@ -26,6 +26,7 @@ _PAGE_PREFIX = re.compile(r"^[\w.+-]+:\s+")
 _FIRST_WORD = re.compile(r"^[^\w\s]*([\w'-]+)")
 _OPENS_BADLY = re.compile(r"^[,;:)\]}.!?]")
 _CODEISH = re.compile(r"[-_./\d]|^[a-z]+[A-Z]")
+_NAME_LINE = re.compile(r"^[\w.+-]+(?:\(\d\))?(?:,\s*[\w.+-]+)*\s+[-–—]\s+\S")
 _ENDS_WELL = re.compile(r"[.!?:;。！？；)\]\"'”’]$")
 _NAVIGATION = re.compile(r"\b(?:Prev(?:ious)?)\b[\s|]*(?:\bUp\b[\s|]*)?(?:\bHome\b[\s|]*)?\bNext\b|"
                          r"(?-i:\bPrevious topic\b|\bNext topic\b)|\bShow Source\b|\bQuick search\b|"
@@ -81,6 +82,8 @@ def ends_mid_sentence(part: str) -> bool:
         return False
     if last.startswith(("-", "*", "•", "|", "$", "#")) or re.match(r"^\d{1,2}[.)]\s", last):
         return False  # a list item, table row or command line ends without a full stop
+    if _NAME_LINE.match(last):
+        return False  # a manual page's NAME line: "git-am - Apply a series of patches from a mailbox"
     return len(last.split()) > 3  # a short label or command ("git reset --soft HEAD~1") is whole
 
 

@@ -57,6 +57,9 @@ MAX_ANSWER_SENTENCES = 2
 QUOTE_WORDS = 70
 MAX_ANSWER_WORDS = 80  # answer and quote together: an answer, not a page
 QUOTE_CHUNK_WORDS = 6
+# A line that carries on a sentence begun before it ("$ git commit --amend" + "which will replace
+# the old commit ..."): a quote does not start there when it can start later.
+_CONTINUES = re.compile(r"^(?:[(,;]|(?:which|and|or|but|so|that|where|whereas|while|because|with|without|to|for|of)\b)")
 # "Which command / tool / file ...?": the answer is often the name of the page the quote comes from.
 _ASKS_FOR_NAME = re.compile(r"^\s*(which|what)\s+(?:[\w'-]+\s+){0,3}?(command|tool|utility|program|binary|file|hook|"
                             r"subcommand|function|pragma)s?\b|哪个命令|什么命令|哪个工具|哪个程序|哪个文件|什么文件", re.I)
@@ -238,7 +241,9 @@ def quote_sentences(ev: Evidence, room: int) -> list[str]:
     A quote cut at a word count began or ended mid-sentence ("memory buffers. The default is …"):
     here the window is cut only between sentences, dropping those after the best one first, then
     the one before it. A sentence the narrowing cut short ("… …", a run-on table line) is left out
-    unless it is the best one; a best sentence longer than `room` gives no quote at all.
+    unless it is the best one; a best sentence longer than `room` gives no quote at all. Nor does
+    a quote end on a line that introduces more ("Rather, do:") or start on one that carries on a
+    sentence ("which will replace ...") when the best sentence comes after it.
     """
     sentences = [grounding.strip_citations(x) for x in grounding.split_sentences(ev.text)]
     sentences = [x for x in sentences if x]
@@ -254,9 +259,9 @@ def quote_sentences(ev: Evidence, room: int) -> list[str]:
     def words(a: int, b: int) -> int:
         return sum(len(x.split()) for x in sentences[a:b + 1])
 
-    while hi > best and words(lo, hi) > room:
+    while hi > best and (words(lo, hi) > room or _dangles(sentences[hi])):
         hi -= 1
-    while lo < best and words(lo, hi) > room:
+    while lo < best and (words(lo, hi) > room or _CONTINUES.match(sentences[lo])):
         lo += 1
     if words(lo, hi) > room:
         return []
@@ -267,16 +272,24 @@ def _same_words(a: str, b: str) -> bool:
     return re.findall(r"\w+", a.lower()) == re.findall(r"\w+", grounding.strip_citations(b).lower())
 
 
+def _dangles(sentence: str) -> bool:
+    """A last sentence that introduces what the quote no longer shows: "Rather, do:", a term of a
+    definition list without its definition ("core.commentChar", "forget <pathspec>")."""
+    return sentence.endswith(":") or (len(sentence.split()) <= 4 and not sentence.endswith((".", "!", "?", ")")))
+
+
 def _cut_short(sentence: str) -> bool:
     return sentence.endswith(" …")
 
 
 def _index_of(sentences: list[str], best: str) -> int | None:
-    """Which of `sentences` is (or starts) the best sentence; None when none is."""
+    """Which of `sentences` holds (or starts) the best sentence; None when none does. (The window
+    re-split may join the best sentence to a line before it that has no full stop: a definition
+    list's term "maintenance.<task>.enabled" + "This boolean config option ...".)"""
     key = " ".join(best.split())[:60]
     for i, sentence in enumerate(sentences):
         flat = " ".join(sentence.split())
-        if flat.startswith(key) or (len(flat) >= 20 and key.startswith(flat[:60])):
+        if key in flat or (len(flat) >= 20 and key.startswith(flat[:60])):
             return i
     return None
 
