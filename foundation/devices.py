@@ -39,3 +39,12 @@ def no_accelerator_here() -> bool:
     if "torch" in sys.modules or not sys.platform.startswith("linux"):
         return False
     return not any(os.path.exists(marker) for marker in ACCELERATOR_MARKERS)
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on: `taskset` and container CPU sets count, unlike os.cpu_count(),
+    so a replica held to one core sizes its thread pools to one core (more threads only contend)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Iterator, Sequence
 
 from assistant.generation.base import GenerationStats, Messages, plain_chat_prompt, releasable, unreleased
 from assistant.generation.chat_tokenizer import ChatTokenizer
+from foundation.devices import usable_cpus
 from foundation.workspace import atomic_folder, cache_dir
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class CTranslate2Generator:
         self.folder = ensure_converted(path, precision)
         self.tokenizer = chat_tokenizer(path)
         self.generator = ctranslate2.Generator(str(self.folder), device="cpu", compute_type=precision,
-                                               intra_threads=threads or max(1, os.cpu_count() or 1))
+                                               intra_threads=threads or usable_cpus())
         own = _max_positions(Path(path))
         self._context_window = min(own, context_window) if context_window else min(own, 8192)
         self._end_tokens = sorted(set(self.tokenizer.convert_ids_to_tokens(self.tokenizer.end_ids)))

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Iterator, Sequence
 
-from foundation.devices import pick_device
+from foundation.devices import pick_device, usable_cpus
 from foundation.model_paths import load_causal_lm
 from assistant.generation.base import GenerationStats, Messages, plain_chat_prompt, releasable, unreleased
 
@@ -50,7 +50,7 @@ class LocalGenerator:
         if self.device == "cuda" and torch.cuda.is_bf16_supported():
             dtype = torch.bfloat16
         if self.device == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            torch.set_num_threads(usable_cpus())
         self.path = path
         self.name = name or path
         self.tokenizer, self.model = load_causal_lm(path, device=self.device, dtype=dtype)

@@ -161,6 +161,16 @@ def m005_full_text(conn: Connection, dialect: str) -> None:
     )
 
 
+@migration
+def m006_request_id(conn: Connection, dialect: str) -> None:
+    """The serving request each message came from, so a JSON log line and its conversation row meet."""
+    _run(
+        conn,
+        "ALTER TABLE messages ADD COLUMN request_id TEXT",
+        "CREATE INDEX ix_messages_request ON messages (request_id)",
+    )
+
+
 def applied(conn: Connection) -> list[str]:
     return [r[0] for r in conn.execute(text("SELECT name FROM _migrations ORDER BY name"))]
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
+from foundation.request_context import current_request_id
 from index.types import Source
 from assistant.log import reports
 from assistant.log.db import Database
@@ -215,14 +216,16 @@ class ConversationLog:
                       parent: str | None) -> dict[str, Any]:
         return dict(id=mid, conversation_id=conversation_id, role="user", content=content, task=task,
                     model=None, options="{}", tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
-                    parent_id=parent, status="complete", declined=False, created_at=utcnow())
+                    parent_id=parent, status="complete", declined=False, request_id=current_request_id(),
+                    created_at=utcnow())
 
     def _answer_row(self, mid: str, conversation_id: str, question_id: str, task: str, model: str,
                     options: dict) -> dict[str, Any]:
         opts = json.dumps(redact_value(options) if self.redact else options, default=str, sort_keys=True)
         return dict(id=mid, conversation_id=conversation_id, role="assistant", content="", task=task,
                     model=model, options=opts, tokens_in=0, tokens_out=0, ttft_ms=0.0, duration_ms=0.0,
-                    parent_id=question_id, status="incomplete", declined=False, created_at=utcnow())
+                    parent_id=question_id, status="incomplete", declined=False, request_id=current_request_id(),
+                    created_at=utcnow())
 
     def finish_answer(
         self, message_id: str, *, content: str, sources: Sequence[Source],
