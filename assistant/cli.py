@@ -40,7 +40,7 @@ def _open(args):
 
 def cmd_ingest(args) -> int:
     bot = _open(args)
-    report = bot.ingest(args.paths, prune=args.prune, progress=not args.json)
+    report = bot.ingest(args.paths, prune=args.prune, progress=not args.json, collection=args.collection)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -57,12 +57,19 @@ def cmd_ingest(args) -> int:
         console.print(table)
         for failure in report.failed:
             console.print(f"[red]failed[/red] {failure.path}: {failure.reason}")
-        console.print(report.summary())
+        console.print(report.summary() + (f" into collection {args.collection}" if args.collection else ""))
+        if args.collection and not bot.collections.readable_by_anyone(args.collection):
+            console.print(f"note: nobody but the operator reads {args.collection!r} yet: "
+                          f"assistant collections grant {args.collection} USER|group:NAME")
     return 0
 
 
 def cmd_ask(args) -> int:
     bot = _open(args)
+    if args.group:
+        if not args.user:
+            raise ValueError("--group needs --user: the groups are that user's")
+        bot.collections.memberships[args.user] = frozenset(g for item in args.group for g in item.split(",") if g)
     conversation = _last_conversation(bot, args.user) if args.conversation == "last" else args.conversation
     kwargs = dict(task=args.task, conversation_id=conversation, model=args.model, k=args.k,
                   user=args.user, log=not args.no_log)
@@ -254,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add or update documents (unchanged files are skipped)")
     p.add_argument("paths", nargs="+")
     p.add_argument("--prune", action="store_true", help="drop documents whose files disappeared")
+    p.add_argument("--collection", metavar="NAME",
+                   help="the collection the files go to (new files default to 'shared', which every user reads; "
+                        "a stored file moves there)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ingest)
 
@@ -265,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a registry model name, HF id or path (default: the served model)")
     p.add_argument("--k", type=int, help="passages to retrieve")
     p.add_argument("--tests", help="code task: a file of tests to run against the generated code")
-    p.add_argument("--user", help="who is asking (stored in the log)")
+    p.add_argument("--user", help="who is asking (stored in the log); answers use only what this user may read")
+    p.add_argument("--group", action="append", metavar="G1,G2", help="with --user: the groups the user is in")
     p.add_argument("--no-log", action="store_true", help="do not store this question and answer")
     p.add_argument("--json", action="store_true", help="print the full Answer as JSON")
     p.set_defaults(func=cmd_ask)
@@ -303,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON instead of the table, or write it to FILE")
     s.set_defaults(func=cmd_eval_summaries)
 
-    for module, attr in (("assistant.logs_cli", "add_parser"), ("finetune.cli", "add_parsers"),
+    for module, attr in (("assistant.logs_cli", "add_parser"), ("assistant.collections_cli", "add_parser"),
+                         ("finetune.cli", "add_parsers"),
                          ("assistant.improve_cli", "add_parser")):
         try:
             register = getattr(importlib.import_module(module), attr)
@@ -313,7 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         # finetune sits below the log: it gets the reader for `finetune --from-log` from here
         register(sub, **({"log_reader": rated_log_records} if module == "finetune.cli" else {}))
+    _workspace_anywhere(parser)
     return parser
+
+
+def _workspace_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept `--workspace DIR` after the sub-command too (`assistant ingest docs --workspace ws`).
+
+    Each sub-command parser gets the option with a suppressed default, so it overrides the
+    top-level one only when given there."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if "--workspace" not in child._option_string_actions:
+                    child.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                _workspace_anywhere(child)
 
 
 def rated_log_records(workspace: Path) -> list[dict]:
@@ -321,8 +347,12 @@ def rated_log_records(workspace: Path) -> list[dict]:
     from assistant.config import Config  # with the log below: only when --from-log runs
     from assistant.log import ConversationLog, log_url  # SQLModel: only when --from-log runs, so --help stays instant
 
-    with ConversationLog.open(log_url(Config.load(workspace), workspace)) as clog:
-        return list(clog.export(rated_only=True))
+    from index.collections import SHARED  # numpy and the index: only when --from-log runs
+    from index.document_index import stored_collections  # likewise: --help stays instant
+
+    with ConversationLog.open(log_url(Config.load(workspace), workspace)) as clog:  # what every user may read
+        return list(clog.export(rated_only=True, audience={SHARED},
+                                collections_of=stored_collections(Path(workspace) / "index")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError, PermissionError) as exc:
         if args.verbose and not isinstance(exc, ModelNotFoundError):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ trains on are budgeted with the same tokenizer and context window as the prompts
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -24,7 +24,8 @@ class WorkspaceContext:
     """Retrieval, generation, token counts and embeddings for one answer; `timings` adds them up."""
 
     def __init__(self, index: DocumentIndex, config: Config, generator: Generator, task: str = "qa", *,
-                 max_tokens: int | None = None, stop: Sequence[str] | None = None):
+                 max_tokens: int | None = None, stop: Sequence[str] | None = None,
+                 collections: Collection[str] | None = None):
         self.index = index
         self.config = config
         self.generator = generator
@@ -32,17 +33,21 @@ class WorkspaceContext:
         self.timings = Timings()
         self.max_tokens = max_tokens  # the caller's cap over all generation calls of one answer
         self.stop = list(stop or ())  # the caller's stop sequences, added to every call's own
+        # What the asking user may read (None: everything). Every passage a task sees comes through
+        # `retrieve` or `document_chunks`, so this one value keeps other collections out of every task.
+        self.collections = None if collections is None else frozenset(collections)
 
     def retrieve(self, query: str, k: int, *, path_prefix: str | None = None,
                  file_types: Sequence[str] | None = None) -> list[Source]:
         t0 = time.perf_counter()
         try:
-            return self.index.search(query, k, path_prefix=path_prefix, file_types=file_types)
+            return self.index.search(query, k, path_prefix=path_prefix, file_types=file_types,
+                                     collections=self.collections)
         finally:
             self.timings.retrieval_ms += (time.perf_counter() - t0) * 1000
 
     def document_chunks(self, name: str) -> list[Source]:
-        return self.index.document_chunks(name)
+        return self.index.document_chunks(name, self.collections)
 
     def generate_stream(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
                         temperature: float | None = None, stop: Sequence[str] | None = None) -> Iterator[str]:

@@ -13,8 +13,9 @@ import typing
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from assistant.collections import CollectionError, Collections
 from assistant.config import Config
 from assistant.context import WorkspaceContext
 from assistant.generation import Generator, load_generator
@@ -57,6 +58,7 @@ class Assistant:
         self.max_extra_models = MAX_EXTRA_MODELS  # the least recently used extra is unloaded first
         self._lock = threading.RLock()
         self._memory_history: dict[str, list[dict[str, str]]] = {}  # when logging is off (see TurnRecorder)
+        self.collections = Collections(workspace, documents=self._documents_per_collection)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -192,15 +194,51 @@ class Assistant:
 
     # ------------------------------------------------------------------ documents
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = False,
-               progress: bool | Callable[[str, int, int], None] = True) -> IngestReport:
-        return self.index.ingest(list(paths), prune=prune, progress=progress)
+               progress: bool | Callable[[str, int, int], None] = True, collection: str | None = None,
+               user: str | None = None) -> IngestReport:
+        """Add or update documents; `collection` puts them there (created, with no readers, if new).
+
+        With a `user`, the collection must be one they may write to (default: their own)."""
+        if user is not None:
+            collection = collection or self.collections.ensure_own(user)
+            if not self.collections.writable(user, collection):
+                raise PermissionError(f"{user} may not add documents to the collection {collection!r}")
+        if collection is not None and not self.collections.exists(collection):
+            self.collections.create(collection)
+        return self.index.ingest(list(paths), prune=prune, progress=progress, collection=collection)
+
+    def readable(self, user: str | None, groups: Iterable[str] | None = None) -> frozenset[str] | None:
+        """The collections `user` may read (None: all, for the operator); groups default to their logins'."""
+        return self.collections.readable(user, groups)
 
     def search(self, query: str, k: int = 5, *, mode: str = "hybrid", path_prefix: str | None = None,
-               file_types: Sequence[str] | None = None) -> list[Source]:
-        return self.index.search(query, k, mode=mode, path_prefix=path_prefix, file_types=file_types)
+               file_types: Sequence[str] | None = None, user: str | None = None) -> list[Source]:
+        """Passages for `query`, from the collections `user` may read (all of them when user is None)."""
+        return self.index.search(query, k, mode=mode, path_prefix=path_prefix, file_types=file_types,
+                                 collections=self.readable(user))
 
-    def documents(self):
-        return self.index.documents()
+    def documents(self, user: str | None = None):
+        """The indexed documents `user` may read (all of them when user is None)."""
+        return self.index.documents(self.readable(user))
+
+    def delete_collection(self, name: str, *, remove_documents: bool = False) -> int:
+        """Delete a collection; one that still holds documents needs `remove_documents` (they leave the
+        index: a deleted collection's documents never fall back to `shared`). Returns how many went."""
+        self.collections.get(name)  # unknown: CollectionError before anything changes
+        paths = [d.path for d in self.index.documents([name])]
+        if paths and not remove_documents:
+            raise CollectionError(f"collection {name!r} holds {len(paths)} document(s); delete them from the index "
+                                  "with --remove-documents, or move them first (assistant ingest PATH --collection OTHER)")
+        if paths:
+            self.index.remove_documents(paths)
+        self.collections.delete(name)
+        return len(paths)
+
+    def _documents_per_collection(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.index.documents():
+            counts[d.collection] = counts.get(d.collection, 0) + 1
+        return counts
 
     # ------------------------------------------------------------------ conversations
     def conversations(self, user: str | None = None, limit: int = 50):
@@ -220,8 +258,11 @@ class Assistant:
 
     def feedback(self, message_id: str, rating: int, comment: str | None = None,
                  correction: str | None = None, user: str | None = None) -> str:
+        """Rate an answer; a `user` may rate only answers in their own conversations."""
         if not self.log:
             raise RuntimeError("logging is off for this workspace: feedback cannot be stored")
+        if user is not None and (cid := self.log.conversation_of(message_id)) is not None:
+            self._check_owner(cid, user)
         return self.log.add_feedback(message_id, rating=rating, comment=comment, correction=correction, user=user)
 
     # ------------------------------------------------------------------ asking
@@ -256,9 +297,13 @@ class Assistant:
         start = time.perf_counter()
         question, notes = _checked_question(question)
         task = _resolved_task(task, question)
+        readable = self.readable(user)
+        if conversation_id and user is not None and self.log is not None:
+            self._check_owner(conversation_id, user)
         recorder = TurnRecorder(self.log if log else None, self._memory_history)
-        history = recorder.history(conversation_id, history)
-        ctx = WorkspaceContext(self.index, self.config, self.generator(model), task, max_tokens=max_tokens, stop=stop)
+        history, earlier = recorder.history_within(conversation_id, history, readable)
+        ctx = WorkspaceContext(self.index, self.config, self.generator(model), task, max_tokens=max_tokens, stop=stop,
+                               collections=readable)
         query = standalone_query(question, history)
         request = TaskRequest(text=question, query=query, history=history, k=k or self.config.top_k,
                               temperature=temperature, tests=tests, path_prefix=path_prefix,
@@ -273,12 +318,22 @@ class Assistant:
             raise
         answer.task, answer.question, answer.standalone_query = task, question, query
         answer.conversation_id, answer.message_id, answer.model = turn.conversation_id, turn.message_id, ctx.generator.name
+        answer.collections = sorted({s.collection for s in answer.sources} | earlier)
         if notes:
             answer.extra.setdefault("notes", []).extend(notes)
         answer.timings = replace(ctx.timings, ttft_ms=(first_token_at - start) * 1000 if first_token_at else 0.0,
                                  total_ms=(time.perf_counter() - start) * 1000)
         recorder.finish(turn, question, answer)
         yield Result(answer)
+
+    def _check_owner(self, conversation_id: str, user: str) -> None:
+        """A user continues, reads or rates only their own conversations; another's reads as unknown."""
+        try:
+            owner = self.log.get_conversation(conversation_id).user
+        except KeyError:
+            owner = user  # unknown ids are reported by the history lookup, as before
+        if owner is not None and owner != user:
+            raise KeyError(f"no conversation {conversation_id!r} in this workspace")
 
     def close(self) -> None:
         if self._log is not None:

@@ -51,6 +51,9 @@ def add_parser(subparsers: Any) -> None:
     q.add_argument("--rated-only", action="store_true", help="only answers with a non-zero rating or a correction")
     q.add_argument("--since", type=_since, help="only answers from this date/time on (ISO, UTC: 2026-11-01)")
     q.add_argument("--include-opted-out", action="store_true", help="also users who opted out of training")
+    q.add_argument("--audience", action="append", default=[], metavar="COLLECTION",
+                   help="also conversations that drew on this collection (repeatable); by default only those that "
+                        "drew on 'shared' alone: a model trained on the rest could repeat them to anyone it serves")
     q.add_argument("--output", "-o", help="write here (atomically) instead of stdout")
     q.set_defaults(func=_one_line_errors(cmd_export))
 
@@ -218,9 +221,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from index.collections import SHARED  # the index (numpy) loads only for an export
+    from index.document_index import stored_collections  # likewise: `logs list` stays fast
+
     log = _open(args)
-    records = log.export(rated_only=args.rated_only, since=args.since,
-                         include_opted_out=args.include_opted_out) if log else []
+    records = log.export(rated_only=args.rated_only, since=args.since, include_opted_out=args.include_opted_out,
+                         audience={SHARED, *args.audience},
+                         collections_of=stored_collections(Path(args.workspace) / "index")) if log else []
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if args.output:
         atomic_write_text(Path(args.output), body)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from assistant.types import Answer
 
@@ -45,12 +45,30 @@ class TurnRecorder:
                      if m.get("role") in ("user", "assistant") and m.get("content")]
         return turns[-HISTORY_TURNS:]
 
+    def history_within(self, conversation_id: str | None, supplied: History | None,
+                       readable: Collection[str] | None) -> tuple[History, set[str]]:
+        """`history`, less the earlier answers that drew on a collection outside `readable` (access
+        revoked since: the answer's text quotes it), and the collections the kept answers drew on."""
+        if not conversation_id or self.log is None:
+            return self.history(conversation_id, supplied), set()
+        kept, drawn = [], set()
+        for m in self._stored_messages(conversation_id):
+            used = set(getattr(m, "collections", []) or [])
+            if m.role == "assistant" and readable is not None and not used <= set(readable):
+                continue
+            drawn |= used
+            kept.append({"role": m.role, "content": m.content})
+        return kept[-HISTORY_TURNS:], drawn
+
     def _stored_history(self, conversation_id: str) -> History:
         if self.log is None:
             return list(self.memory.get(conversation_id, []))
+        return [{"role": m.role, "content": m.content} for m in self._stored_messages(conversation_id)]
+
+    def _stored_messages(self, conversation_id: str) -> list:
         if not self.log.conversation_exists(conversation_id):
             raise KeyError(f"no conversation {conversation_id!r} in this workspace")
-        return [{"role": m.role, "content": m.content} for m in self.log.history(conversation_id)
+        return [m for m in self.log.history(conversation_id)
                 if m.role in ("user", "assistant") and m.content and getattr(m, "status", "complete") == "complete"]
 
     def begin(self, conversation_id: str | None, question: str, *, task: str, model: str,
@@ -81,7 +99,7 @@ class TurnRecorder:
         self.log.finish_answer_later(
             turn.message_id, content=answer.text, sources=answer.sources,
             supported=[_source_supported(answer, i + 1) for i in range(len(answer.sources))],
-            declined=answer.declined, **timing_columns(answer.timings))
+            declined=answer.declined, collections=answer.collections, **timing_columns(answer.timings))
 
 
 def _source_supported(answer: Answer, number: int) -> bool:

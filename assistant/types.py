@@ -36,6 +36,7 @@ class Answer:
     sentences: list[SentenceCheck] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     extra: dict[str, Any] = field(default_factory=dict)
+    collections: list[str] = field(default_factory=list)  # what its sources (and earlier turns) drew on
 
     @property
     def supported(self) -> bool:

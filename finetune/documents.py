@@ -14,6 +14,7 @@ from pathlib import Path
 
 from finetune.errors import DataError
 from foundation.formats import PLAIN_TEXT_SUFFIXES, SUPPORTED_SUFFIXES, is_supported
+from index.collections import SHARED
 from index.document_index import committed_chunks
 from index.loaders import LoadError, load_document
 
@@ -72,7 +73,7 @@ def load_index_chunks(workspace: Path) -> list[Document]:
     Asks the index for its committed chunks, so it sees exactly what `assistant ingest` committed.
     """
     directory = Path(workspace) / "index"
-    chunks = committed_chunks(directory)
+    chunks = committed_chunks(directory, {SHARED})  # the tuned model may be served to anyone: shared documents only
     if chunks is None:
         raise DataError(f"{directory}: no index yet; run `assistant ingest PATH` first or pass --docs")
     docs = [Document(f"{c.get('path', '?')}#{c.get('ordinal', n)}", c["text"])

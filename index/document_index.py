@@ -13,19 +13,21 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
 from foundation.devices import pick_device
 from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES, resolve_embedder
 from index import reranking
+from index import collections as access
 from index import search as searching
 from index.budget import LoadLimits
 from index.chunking import TokenCounter, load_token_counter
 from index.embedding import Embedder, append_compatible, follow_backend
-from index.ingest import Progress, run_ingest
-from index.store import DocumentInfo, State, current_generation, empty_state, load_latest, writer_lock
+from index.keyword import KeywordIndex
+from index.ingest import Progress, relabel, run_ingest, without_documents
+from index.store import DocumentInfo, State, current_generation, empty_state, load_latest, write_generation, writer_lock
 from index.types import IngestReport, Source
 from index.vectors import DEFAULT_APPROX_THRESHOLD, gpu_count
 
@@ -196,8 +198,12 @@ class DocumentIndex:
 
     # --- ingest -----------------------------------------------------------------------------
 
-    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False, progress: Progress = True) -> IngestReport:
+    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False, progress: Progress = True,
+               collection: str | None = None) -> IngestReport:
         """Add new files, replace changed ones, skip unchanged ones (by content hash).
+
+        `collection` labels the files (new ones default to `shared`; None keeps a stored file's own);
+        an unchanged file given another collection moves there without being embedded again.
 
         `paths` are files or folders (walked recursively, hidden and tool folders skipped).
         With `prune=True`, indexed files under these paths that no longer exist are removed.
@@ -209,12 +215,40 @@ class DocumentIndex:
             base = self._current()
             # The new generation's manifest starts from base's: a copy of base carries the path into it.
             base = replace(base, manifest={**base.manifest, "embedding": self._check_embedding_path(base)})
-            report, state = run_ingest(self, base, [Path(p) for p in paths], prune=prune, progress=progress)
+            report, state = run_ingest(self, base, [Path(p) for p in paths], prune=prune, progress=progress,
+                                       collection=None if collection is None else access.check_name(collection))
             if state is not None:  # already committed to disk: make it the one searches read
                 with self._lock:
                     self._state, self._pointer = state, state.generation
         report.seconds = time.perf_counter() - started
         return report
+
+    def set_collection(self, paths: Sequence[str], collection: str) -> None:
+        """Move stored documents to `collection` (a new generation; nothing is embedded again)."""
+        name = access.check_name(collection)
+
+        def change(base: State) -> State | None:
+            state = relabel(base, dict.fromkeys(paths, name))
+            if state is not None:  # the new generation keeps BM25's token lists, for the next ingest to reuse
+                tokens = KeywordIndex.load_tokens(self.directory / base.generation / "bm25", len(base.chunks))
+                state.keyword = KeywordIndex(base.keyword.retriever, base.keyword.size, tokens)
+            return state
+
+        self._commit(change)
+
+    def remove_documents(self, paths: Sequence[str]) -> None:
+        """Drop stored documents from the index (a new generation without their chunks)."""
+        self._commit(lambda base: without_documents(self, base, set(paths)))
+
+    def _commit(self, change: Callable[[State], State | None]) -> None:
+        """Apply `change` to the current state under the writer lock and commit it as a generation."""
+        with writer_lock(self.directory):
+            state = change(self._current())
+            if state is None:
+                return
+            write_generation(self.directory, state)
+            with self._lock:
+                self._state, self._pointer = state, state.generation
 
     def _check_embedding_path(self, base: State) -> dict:
         """This index's embedding path, refusing to add its vectors to an index built by another one."""
@@ -232,11 +266,12 @@ class DocumentIndex:
     # --- search -----------------------------------------------------------------------------
 
     def search(self, query: str, k: int = 5, *, mode: str = "hybrid", path_prefix: str | None = None,
-               file_types: Sequence[str] | None = None) -> list[Source]:
+               file_types: Sequence[str] | None = None, collections: Collection[str] | None = None) -> list[Source]:
         """The k best passages for `query`: mode "dense" (meaning), "keyword" (BM25) or "hybrid" (RRF of both).
 
         Every hit carries `dense_score`, the cosine similarity of the query with it, so callers
-        can decline when even the best passage is unrelated.
+        can decline when even the best passage is unrelated. `collections` (None: all) are the ones
+        the caller may read: other rows are masked out before ranking, never filtered after it.
         """
         if mode not in ("dense", "keyword", "hybrid"):
             raise ValueError(f"mode must be 'dense', 'keyword' or 'hybrid', not {mode!r}")
@@ -245,11 +280,13 @@ class DocumentIndex:
         state = self._current()
         if not state.chunks or not query.strip():
             return []
-        mask = searching.filter_mask(state, path_prefix, file_types)
+        corpus = access.readable_mask(state, collections)
+        mask = access.combine(searching.filter_mask(state, path_prefix, file_types), corpus)
         if mask is not None and not mask.any():
             return []
         qvec = self._query_vector(query)
-        rows = searching.rank(state, query, qvec, k, mode, mask, self._rerank if self._ranker_path() else None)
+        rows = searching.rank(state, query, qvec, k, mode, mask, self._rerank if self._ranker_path() else None,
+                              corpus=corpus)
         return [searching.to_source(state, row, score, qvec, query, rank)
                 for rank, (row, score) in enumerate(rows, start=1)]
 
@@ -320,10 +357,12 @@ class DocumentIndex:
 
     # --- documents --------------------------------------------------------------------------
 
-    def documents(self) -> list[DocumentInfo]:
-        return sorted(self._current().documents.values(), key=lambda d: d.path)
+    def documents(self, collections: Collection[str] | None = None) -> list[DocumentInfo]:
+        """The indexed documents (those in `collections` only, when given)."""
+        docs = self._current().documents.values()
+        return sorted((d for d in docs if collections is None or d.collection in collections), key=lambda d: d.path)
 
-    def iter_chunks(self, path_prefix: str | None = None) -> Iterator[Source]:
+    def iter_chunks(self, path_prefix: str | None = None, collections: Collection[str] | None = None) -> Iterator[Source]:
         """Every committed chunk, document by document in order, as a `Source` (score 0, no snippet query).
 
         The public way to read the index's text (fine-tuning data, the improve cycle): it sees exactly
@@ -331,16 +370,19 @@ class DocumentIndex:
         documents under a folder or with that path prefix.
         """
         state = self._current()
-        mask = searching.filter_mask(state, path_prefix, None)
+        mask = access.combine(searching.filter_mask(state, path_prefix, None), access.readable_mask(state, collections))
         rows = [i for i in range(len(state.chunks)) if mask is None or mask[i]]
         rows.sort(key=lambda i: (state.chunks[i]["path"], state.chunks[i]["ordinal"]))
         for n, row in enumerate(rows, start=1):
             yield searching.to_source(state, row, 0.0, None, "", n)
 
-    def document_chunks(self, name: str) -> list[Source]:
-        """A document's chunks in order, found by exact path, path suffix, file name or title."""
+    def document_chunks(self, name: str, collections: Collection[str] | None = None) -> list[Source]:
+        """A document's chunks in order, found by exact path, path suffix, file name or title.
+
+        With `collections`, a document outside them does not exist: it is neither found, nor named
+        among the suggestions, nor counted in the KeyError's message."""
         state = self._current()
-        path = find_document(state, name)
+        path = find_document(state, name, collections)
         rows = [i for i, c in enumerate(state.chunks) if c["path"] == path]
         rows.sort(key=lambda i: state.chunks[i]["ordinal"])
         return [searching.to_source(state, row, 0.0, None, "", n) for n, row in enumerate(rows, start=1)]
@@ -357,10 +399,12 @@ def _gpu_wanted(device: str) -> bool:
     return False
 
 
-def find_document(state: State, name: str) -> str:
-    """Resolve a user's name for a document to its stored path; KeyError with suggestions if none."""
+def find_document(state: State, name: str, collections: Collection[str] | None = None) -> str:
+    """Resolve a user's name for a document to its stored path; KeyError with suggestions if none.
+
+    Only documents in `collections` (None: all) are candidates."""
     wanted = name.strip()
-    docs = state.documents
+    docs = {p: d for p, d in state.documents.items() if collections is None or d.collection in collections}
     if not wanted:
         raise KeyError("empty document name")
     lowered = wanted.lower()
@@ -394,11 +438,24 @@ def find_document(state: State, name: str) -> str:
 __all__ = ["DocumentIndex", "DocumentInfo", "EmbedderMismatchError", "EmbeddingPathMismatchError"]
 
 
-def committed_chunks(directory: Path) -> list[dict] | None:
+def committed_chunks(directory: Path, collections: Collection[str] | None = None) -> list[dict] | None:
     """The chunks (path, ordinal, text, heading, page, lines) of the index in `directory`; None when there is none.
 
     For readers of the text alone (fine-tuning on what ingest read): no embedder is loaded and no
-    folder is created, unlike `DocumentIndex.open`.
+    folder is created, unlike `DocumentIndex.open`. `collections` keeps those collections' documents.
     """
     generation = current_generation(Path(directory))
-    return None if generation is None else list(load_latest(Path(directory), generation).chunks)
+    if generation is None:
+        return None
+    state = load_latest(Path(directory), generation)
+    if collections is None:
+        return list(state.chunks)
+    return [c for c in state.chunks if state.documents[c["path"]].collection in collections]
+
+
+def stored_collections(directory: Path) -> dict[str, str]:
+    """path -> collection of every committed document (no embedder loaded); {} when there is no index."""
+    generation = current_generation(Path(directory))
+    if generation is None:
+        return {}
+    return {p: d.collection for p, d in load_latest(Path(directory), generation).documents.items()}

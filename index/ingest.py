@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
@@ -20,6 +20,7 @@ from index.chunking import Chunk, TokenCounter, chunk_document
 from index.keyword import KeywordIndex
 from index.sections import LoadError
 from index.scan import scan, sha256_bytes, under
+from index.collections import SHARED
 from index.store import DocumentInfo, State, now_iso, write_generation
 from index.types import FailedFile, IngestReport
 from index.vectors import updated_vectors
@@ -77,38 +78,52 @@ def embed_text(title: str, heading: str, text: str) -> str:
 
 
 def run_ingest(index: IngestTarget, base: State, paths: list[Path], *, prune: bool,
-               progress: Progress) -> tuple[IngestReport, State | None]:
-    """Ingest `paths` on top of `base`; returns the report and the committed state (None: nothing to commit)."""
+               progress: Progress, collection: str | None = None) -> tuple[IngestReport, State | None]:
+    """Ingest `paths` on top of `base`; returns the report and the committed state (None: nothing to commit).
+
+    `collection` labels the files ingested (None: a stored file keeps its own, a new one goes to `shared`)."""
     report = IngestReport()
     files, roots = scan(paths, report)
     if not paths:
         return report, None
     rep = _Reporter(progress)
+    moves: dict[str, str] = {}  # unchanged files given another collection: relabelled, not re-embedded
     try:
-        changed = diff_against_stored(index, base, files, report)
-        loaded = load_and_chunk(index, changed, report, rep, total=len(files))
+        changed = diff_against_stored(index, base, files, report, collection, moves)
+        loaded = load_and_chunk(index, changed, report, rep, total=len(files), collection=collection)
         touched = {d.info.path for d in loaded if d.replaces}  # stored docs to drop: updated or pruned
         if prune:
             touched |= prune_vanished(base, files, roots, report)
-        if not loaded and not touched:
+        if not loaded and not touched and not moves:
             return report, None
         new_chunks, new_vectors = embed_chunks(index, loaded, report, rep)
     finally:
         rep.close()
-    state = new_state(index, base, loaded, touched, new_chunks, new_vectors, roots)
+    state = new_state(index, relabel(base, moves) or base, loaded, touched, new_chunks, new_vectors, roots)
     write_generation(index.directory, state)  # the commit point; a crash before it loses nothing
     return report, state
 
 
 # --- stage: diff against stored ---------------------------------------------------------------
 
-def diff_against_stored(index: IngestTarget, base: State, files: list[Path],
-                        report: IngestReport) -> Iterator[tuple[int, Changed | None]]:
+def diff_against_stored(index: IngestTarget, base: State, files: list[Path], report: IngestReport,
+                        collection: str | None = None,
+                        moves: dict[str, str] | None = None) -> Iterator[tuple[int, Changed | None]]:
     """(file number, Changed or None) per file: None when it is unchanged (skipped) or unreadable (failed).
 
     Lazy, one file's bytes at a time. A file chunked with other sizes is re-chunked even when
-    unchanged, so granularities do not mix.
+    unchanged, so granularities do not mix. An unchanged file asked into another `collection` is
+    recorded in `moves` (and reported as updated).
     """
+    moves = {} if moves is None else moves
+
+    def unchanged(key: str, old: DocumentInfo) -> None:
+        if collection is not None and old.collection != collection:
+            moves[key] = collection
+            report.updated.append(key)
+        else:
+            report.skipped.append(key)
+
     for n, path in enumerate(files, start=1):
         key = str(path)
         old = base.documents.get(key)
@@ -119,7 +134,7 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path],
                 raise LoadError(f"file too large ({st.st_size / 1e6:.1f} MB > limit "
                                 f"{index.max_file_bytes / 1e6:.1f} MB; raise max_file_bytes to index it)")
             if old is not None and not rechunk and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-                report.skipped.append(key)
+                unchanged(key, old)
                 yield n, None
                 continue
             data = path.read_bytes()
@@ -133,7 +148,7 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path],
             continue
         digest = sha256_bytes(data)
         if old is not None and not rechunk and old.sha256 == digest:
-            report.skipped.append(key)
+            unchanged(key, old)
             yield n, None
             continue
         yield n, Changed(path, data, digest, st, old)
@@ -142,7 +157,7 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path],
 # --- stage: load + chunk ----------------------------------------------------------------------
 
 def load_and_chunk(index: IngestTarget, changed: Iterator[tuple[int, Changed | None]], report: IngestReport,
-                   rep: "_Reporter", total: int) -> list[Loaded]:
+                   rep: "_Reporter", total: int, collection: str | None = None) -> list[Loaded]:
     """Parse and chunk each changed file; a file that fails is reported and the others go on.
 
     Parsing runs in the loader process (`index.worker`) under the index's `load_limits`, so a
@@ -152,7 +167,7 @@ def load_and_chunk(index: IngestTarget, changed: Iterator[tuple[int, Changed | N
     loaded: list[Loaded] = []
     for n, item in changed:
         if item is not None:
-            result = _load_one(index, item, report)
+            result = _load_one(index, item, report, collection)
             if result is not None:
                 loaded.append(result)
                 (report.updated if result.replaces else report.added).append(result.info.path)
@@ -160,7 +175,7 @@ def load_and_chunk(index: IngestTarget, changed: Iterator[tuple[int, Changed | N
     return loaded
 
 
-def _load_one(index: IngestTarget, item: Changed, report: IngestReport) -> Loaded | None:
+def _load_one(index: IngestTarget, item: Changed, report: IngestReport, collection: str | None) -> Loaded | None:
     key = str(item.path)
     try:
         doc = shared_loader().load(item.path, item.data, index.load_limits)
@@ -174,8 +189,9 @@ def _load_one(index: IngestTarget, item: Changed, report: IngestReport) -> Loade
         log.exception("Failed to load %s", key)
         report.failed.append(FailedFile(key, f"{type(exc).__name__}: {exc}"))
         return None
+    label = collection or (item.old.collection if item.old is not None else SHARED)
     info = DocumentInfo(key, doc.title, doc.file_type, len(chunks), item.digest, item.stat.st_size,
-                        item.stat.st_mtime_ns, now_iso(), index.chunk_tokens, index.chunk_overlap)
+                        item.stat.st_mtime_ns, now_iso(), index.chunk_tokens, index.chunk_overlap, label)
     return Loaded(info, chunks, replaces=item.old is not None)
 
 
@@ -234,6 +250,26 @@ def new_state(index: IngestTarget, base: State, loaded: list[Loaded], touched: s
                     index={"kind": vindex.kind, "params": vindex.params},
                     roots=sorted(set(base.manifest.get("roots", [])) | {str(r) for r in roots}))
     return State("", manifest, documents, chunks_all, vectors, vindex, keyword)
+
+
+def relabel(base: State, moves: dict[str, str]) -> State | None:
+    """`base` with the documents in `moves` (path -> collection) relabelled; None when nothing changes.
+
+    Chunks, vectors and BM25 are shared with `base`: a collection is a label on the document."""
+    moves = {p: c for p, c in moves.items() if p in base.documents and base.documents[p].collection != c}
+    if not moves:
+        return None
+    documents = {p: replace(d, collection=moves.get(p, d.collection)) for p, d in base.documents.items()}
+    return State(base.generation, dict(base.manifest), documents, base.chunks, base.vectors, base.vector_index,
+                 base.keyword)
+
+
+def without_documents(index: IngestTarget, base: State, paths: set[str]) -> State | None:
+    """`base` without the stored documents in `paths` (their chunks, vectors and BM25 rows); None if none are stored."""
+    paths = paths & set(base.documents)
+    if not paths:
+        return None
+    return new_state(index, base, [], paths, [], np.zeros((0, index.dimension), np.float32), [])
 
 
 def _keyword_index(directory: Path, base: State, keep_rows, chunks_all: list[dict], n_new: int,

@@ -71,14 +71,23 @@ class KeywordIndex:
             return cls(None, 0)
         return cls(bm25s.BM25.load(str(directory), mmap=False, show_progress=False), size)
 
-    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(row, bm25 score) pairs, best first; rows with a zero mask or zero score are dropped."""
+    def search(self, query: str, k: int, mask: np.ndarray | None = None,
+               corpus: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(row, bm25 score) pairs, best first; rows with a zero mask or zero score are dropped.
+
+        `corpus` (bool per row) is the part of the index the caller may read: IDF is counted over
+        it alone, so a passage the caller cannot see changes no score they can (`mask` only filters).
+        """
         if self.retriever is None or k <= 0:
             return []
         tokens = [t for t in search_tokens(query) if t in self.retriever.vocab_dict]
         if not tokens:
             return []
-        scores = np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+        if corpus is None:
+            scores = np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+        else:
+            scores = self._scores_within(tokens, corpus)
+            mask = corpus if mask is None else mask & corpus
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
         # Select among matching chunks only: usually few, and partitioning an array of mostly equal
@@ -88,3 +97,27 @@ class KeywordIndex:
             rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
         rows = rows[np.lexsort((rows, -scores[rows]))]
         return [(int(i), float(scores[i])) for i in rows]
+
+    def _scores_within(self, tokens: list[str], corpus: np.ndarray) -> np.ndarray:
+        """BM25 scores with IDF counted over the `corpus` rows only.
+
+        bm25s stores, per token, idf x the term-frequency part for every row holding it (Lucene's
+        idf = ln(1 + (N - df + 0.5) / (df + 0.5))); each token's column is rescaled by the ratio of
+        the restricted idf to the global one. The average passage length stays the whole index's.
+        """
+        r = self.retriever
+        data, indices, indptr = r.scores["data"], r.scores["indices"], r.scores["indptr"]
+        total, readable = float(r.scores["num_docs"]), float(corpus.sum())
+        scores = np.zeros(len(corpus), dtype=np.float32)
+        for tid in r.get_tokens_ids(tokens):
+            rows = indices[indptr[tid]:indptr[tid + 1]]
+            df_all, df_in = float(len(rows)), float(corpus[rows].sum())
+            if not df_in:
+                continue
+            ratio = _idf(readable, df_in) / _idf(total, df_all)
+            np.add.at(scores, rows, data[indptr[tid]:indptr[tid + 1]] * ratio)
+        return scores
+
+
+def _idf(n: float, df: float) -> float:
+    return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))

@@ -93,22 +93,28 @@ def rrf(lists: list[list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int,
 
 
 def rank(state: State, query: str, qvec: np.ndarray, k: int, mode: str, mask: np.ndarray | None,
-         reranker: Callable[[str, list[str]], list[float]] | None = None) -> list[tuple[int, float]]:
+         reranker: Callable[[str, list[str]], list[float]] | None = None,
+         corpus: np.ndarray | None = None) -> list[tuple[int, float]]:
     """(row, score) best first, at most k. "dense" and "keyword" rank passages by one retriever;
-    "hybrid" fuses both by `doc_ranking.fuse` (documents as well as passages, a file's passages spread out)."""
+    "hybrid" fuses both by `doc_ranking.fuse` (documents as well as passages, a file's passages spread out).
+
+    `mask` is every row the search may return (filters and the caller's collections together);
+    `corpus` the rows the caller may read, over which BM25 counts its statistics (None: all)."""
     depth = max(HYBRID_DEPTH, 4 * k) if mode == "hybrid" or reranker else k
     if mode == "dense":
         ranked = dense_candidates(state, qvec, depth, mask)
     elif mode == "keyword":
-        ranked = state.keyword.search(query, depth, mask)
+        ranked = state.keyword.search(query, depth, mask, corpus)
     else:
         dense = dense_candidates(state, qvec, depth, mask)
         named = doc_ranking.named_documents(state, query)
+        if named and mask is not None:  # a name the caller may not read is no name at all
+            named = {doc for doc in named if mask[state.doc_of_chunk == doc].any()}
         if named:  # a page the question names joins the candidates with its best passages
             have = {row for row, _ in dense}
             dense += [(r, s) for r, s in doc_ranking.named_candidates(state, qvec, named, mask) if r not in have]
             dense.sort(key=lambda x: -x[1])
-        ranked = doc_ranking.fuse(state, query, dense, state.keyword.search(query, depth, mask), named=named)
+        ranked = doc_ranking.fuse(state, query, dense, state.keyword.search(query, depth, mask, corpus), named=named)
     if reranker is not None and ranked:
         top = ranked[:max(20, 2 * k)]
         texts = [_passage_for_rerank(state, row) for row, _ in top]
@@ -169,4 +175,5 @@ def to_source(state: State, row: int, score: float, qvec: np.ndarray | None, que
         path=c["path"], title=doc.title, locator=locator(c, doc.file_type), snippet=make_snippet(c["text"], query),
         score=float(score), text=c["text"], chunk_id=c["id"], heading=c.get("heading") or "", page=c.get("page"),
         start_line=c.get("start_line"), end_line=c.get("end_line"), rank=rank, dense_score=dense,
+        collection=doc.collection,
     )

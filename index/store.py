@@ -45,6 +45,9 @@ class DocumentInfo:
     ingested_at: str = ""
     chunk_tokens: int = 0  # the chunking it was cut with; a change re-chunks it on the next ingest
     chunk_overlap: int = 0
+    # Who may read it is decided per collection (`index.collections`); an index written before
+    # collections existed has no such field, so every one of its documents loads as "shared".
+    collection: str = "shared"
 
 
 @dataclass

@@ -27,6 +27,7 @@ class Source:
     end_line: int | None = None
     rank: int = 0
     dense_score: float | None = None  # cosine similarity to the query, when dense search saw it
+    collection: str = "shared"  # the document's collection: the log records which ones an answer drew on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,7 @@ from ui import limits, render
 from ui.login_limit import LoginThrottle
 from ui.security import (
     AuthConfigError, UploadPolicy, UploadRejected, api_key_user, check_api_key, check_login, discard_upload,
-    exposure_warnings, parse_api_keys, parse_auth, resolve_access, safe_filename, save_upload,
+    exposure_warnings, parse_api_keys, parse_auth, parse_groups, resolve_access, safe_filename, save_upload,
 )
 
 
@@ -66,10 +66,14 @@ def test_reupload_replaces_the_file(tmp_path):
 
 def test_auth_from_pairs_strings_and_file(tmp_path):
     creds = tmp_path / "users.txt"
-    creds.write_text("# team\ncarol:pw:with:colons\n\n")
+    # a password holding ':' ends with ':' (an empty group list): the last ':' starts the groups
+    creds.write_text("# team\ncarol:pw:with:colons:\ndan:pw2:hr,on-call\n\n")
     pairs = parse_auth(["alice:a1", ("bob", "b2")], creds)
-    assert pairs == [("alice", "a1"), ("bob", "b2"), ("carol", "pw:with:colons")]
+    assert pairs == [("alice", "a1"), ("bob", "b2"), ("carol", "pw:with:colons"), ("dan", "pw2")]
     assert check_login(pairs, "carol", "pw:with:colons")
+    assert parse_groups(["erin:pw:eng"], creds) == {"dan": frozenset({"hr", "on-call"}), "erin": frozenset({"eng"})}
+    with pytest.raises(AuthConfigError, match="trailing|end the line"):
+        parse_auth(["frank:pass:word with space"])
     assert not check_login(pairs, "alice", "b2") and not check_login(pairs, "mallory", "")
 
 

@@ -16,6 +16,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from PIL import Image
 
+from assistant.collections import own_collection
 from assistant.improve import cycle_plot_path, latest_report
 from assistant.improve.report import render_markdown
 from assistant.tasks import TASK_CHOICES
@@ -55,6 +56,9 @@ JS = """
   const sb = document.querySelector('.sidebar');
   if (t && sb && sb.classList.contains('open')) t.click(); }, 300); } }
 """
+
+
+WITHHELD = "*(This answer drew on documents you may no longer read; it is withheld.)*"
 
 
 def _user(request: gr.Request | None) -> str | None:
@@ -172,13 +176,20 @@ class ChatHandlers:
         return self.bot.feedback(message_id, user=user, **feedback)
 
     def resume(self, conv_id: str | None, request: gr.Request):
-        """Load a past conversation (only one of this user's own) into the chat, sources included."""
+        """Load a past conversation (only one of this user's own) into the chat, sources included.
+
+        An answer that drew on a collection the user may no longer read is withheld, text and sources."""
         if not conv_id:
             return gr.update(), None, {}
-        detail = self.own_conversation(conv_id, _user(request))
+        user = _user(request)
+        detail = self.own_conversation(conv_id, user)
+        readable = self.bot.readable(user) if hasattr(self.bot, "readable") else None
         chat, ids = [], {}
         for m in detail.messages:
             if m.role not in ("user", "assistant"):
+                continue
+            if m.role == "assistant" and readable is not None and not set(getattr(m, "collections", [])) <= readable:
+                chat.append({"role": "assistant", "content": WITHHELD})
                 continue
             content = render.escape_markdown(m.content)  # the log keeps raw text: escape it like a live answer
             if m.role == "assistant" and m.sources:
@@ -189,19 +200,46 @@ class ChatHandlers:
         return chat, conv_id, ids
 
     # ---- documents ----------------------------------------------------------------------
-    def ingest_ui(self, files: list[str] | None, folder: str, progress=gr.Progress()):
+    def ingest_ui(self, files: list[str] | None, folder: str, collection: str | None = None,
+                  request: gr.Request = None, progress=gr.Progress()):
         """Upload files and/or a server folder into the index; returns (status, failed rows, documents)."""
+        user = _user(request)
         try:
-            report, rejected = self._ingest(files, folder, progress)
+            report, rejected = self._ingest(files, folder, progress, user=user, collection=collection)
         except (UploadRejected, PermissionError, FileNotFoundError, ValueError) as exc:
-            return f"**Not ingested:** {render.inert(str(exc))}", [], self.document_rows()
+            return f"**Not ingested:** {render.inert(str(exc))}", [], self.document_rows(user)
         roots = self.roots()
         failed = [[r[0], r[1]] for r in rejected] + \
             [[render.shown_path(f.path, roots), f.reason] for f in report.failed] if report else rejected
         summary = report.summary() if report else "nothing ingested"
-        return f"**Ingest:** {summary}" + (f" · {len(rejected)} upload(s) refused" if rejected else ""), failed, self.document_rows()
+        return f"**Ingest:** {summary}" + (f" · {len(rejected)} upload(s) refused" if rejected else ""), failed, \
+            self.document_rows(user)
 
-    def _ingest(self, files, folder: str, progress=None):
+    def upload_collection(self, user: str | None, chosen: str | None) -> str | None:
+        """Where this user's uploads go: the collection they chose, if they may write to it, else their own
+        (None without logins: uploads go to `shared`, as before collections)."""
+        chosen = (chosen or "").strip() or None
+        if user is None or not hasattr(self.bot, "collections"):
+            return chosen
+        if chosen is None:
+            return self.bot.collections.ensure_own(user)
+        if not self.bot.collections.writable(user, chosen):
+            raise PermissionError(f"you may not add documents to the collection {chosen!r}")
+        return chosen
+
+    def collection_choices(self, request: gr.Request) -> dict:
+        """The collections this user may upload into, their own first."""
+        user = _user(request)
+        if user is None or not hasattr(self.bot, "collections"):
+            return gr.update(choices=[], value=None, visible=False)
+        own = own_collection(user)
+        names = [own, *sorted(n for n in (self.bot.readable(user) or ()) if n != own
+                              and self.bot.collections.writable(user, n))]
+        return gr.update(choices=names, value=own, visible=True)
+
+    def _ingest(self, files, folder: str, progress=None, *, user: str | None = None, collection: str | None = None):
+        collection = self.upload_collection(user, collection)
+        uploads = replace(self.uploads, root=self.uploads.root / collection) if collection else self.uploads
         paths: list[Path] = []
         rejected: list[tuple[str, str]] = []
         cached: dict[str, str] = {}  # saved copy -> Gradio's cached upload it came from
@@ -210,7 +248,7 @@ class ChatHandlers:
             if not inside(src, get_upload_folder()):  # Gradio checks this too; never read server files
                 raise PermissionError(f"{name}: not an uploaded file")
             try:
-                paths.append(save_upload(src, name, self.uploads))
+                paths.append(save_upload(src, name, uploads))
                 cached[str(paths[-1].resolve())] = src
             except UploadRejected as exc:
                 rejected.append((name, str(exc)))
@@ -226,10 +264,11 @@ class ChatHandlers:
             if progress is not None:
                 progress((i, max(n, 1)), desc=msg)
 
-        report = self.bot.ingest(paths, progress=cb)
+        report = self.bot.ingest(paths, progress=cb, **({"collection": collection} if collection else {}))
         for failed in report.failed:  # accepted by name and size, but unreadable: not kept either
             discard_upload(failed.path, self.uploads.root)
-            discard_upload(cached.get(str(Path(failed.path).resolve()), ""), get_upload_folder())
+        for src in cached.values():  # the workspace keeps its copy; Gradio's cache would serve this one by URL
+            discard_upload(src, get_upload_folder())
         return report, rejected
 
     def check_folder(self, folder: str) -> Path:
@@ -242,10 +281,18 @@ class ChatHandlers:
             raise FileNotFoundError(f"{path} does not exist on the server")
         return path
 
-    def document_rows(self) -> list[list]:
+    def documents_for(self, request: gr.Request) -> list[list]:
+        """The Documents tab's rows for the signed-in user."""
+        return self.document_rows(_user(request))
+
+    def document_rows(self, user: str | None = None) -> list[list]:
+        """The documents this user may read, each with its collection and who reads that collection."""
         try:
             roots = self.roots()
-            return [[d.title, render.shown_path(d.path, roots), d.file_type, d.n_chunks] for d in self.bot.documents()]
+            docs = self.bot.documents(user) if user is not None else self.bot.documents()
+            readers = getattr(getattr(self.bot, "collections", None), "readers_of", lambda name: [])
+            return [[d.title, render.shown_path(d.path, roots), d.file_type, d.n_chunks, d.collection,
+                     ", ".join(readers(d.collection))] for d in docs]
         except Exception as exc:
             log.info("no document list: %s", exc)
             return []
@@ -282,13 +329,14 @@ class ChatHandlers:
             elif isinstance(event, Result):
                 yield {**render.answer_dict(self.shown(event.answer)), "done": True}
 
-    def api_search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[dict]:
-        """Passages that match the query, best first (no generation)."""
+    def api_search(self, query: str, k: int = 5, mode: str = "hybrid", request: gr.Request = None) -> list[dict]:
+        """Passages that match the query, best first (no generation), from what the caller may read."""
         if not (query or "").strip():
             raise gr.Error("query is empty")
         with _as_gradio_error():
             k, mode = limits.check_k(k), limits.check_search_mode(mode)
-        hits = self.bot.search(query, k=k, mode=mode)
+        user = _user(request)
+        hits = self.bot.search(query, k=k, mode=mode, **({"user": user} if user is not None else {}))
         return [render.source_dict(i, s) for i, s in enumerate(self.shown_sources(hits), 1)]
 
     def api_feedback(self, message_id: str, rating: int, comment: str = "", correction: str = "",
@@ -302,9 +350,13 @@ class ChatHandlers:
         except (KeyError, ValueError, PermissionError, RuntimeError) as exc:  # unknown id, bad rating, log off
             raise gr.Error(str(exc).strip("'\"")) from exc
 
-    def api_ingest(self, files: list[str] | None) -> dict:
-        """Upload documents into WORKSPACE/uploads and index them; returns the ingest report."""
-        report, rejected = self._ingest(files, "", None)
+    def api_ingest(self, files: list[str] | None, collection: str = "", request: gr.Request = None) -> dict:
+        """Upload documents into WORKSPACE/uploads and index them, into the caller's own collection
+        unless they name one they may write to; returns the ingest report."""
+        try:
+            report, rejected = self._ingest(files, "", None, user=_user(request), collection=collection or None)
+        except PermissionError as exc:
+            raise gr.Error(str(exc)) from None
         out = report.to_dict() if report else {"added": [], "updated": [], "skipped": [], "failed": []}
         roots = self.roots()  # paths as readers see them: relative to the uploads folder, never the server's
         for key in ("added", "updated", "skipped", "removed"):
@@ -383,8 +435,10 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
             ingest_btn = gr.Button("Add to the index", variant="primary", elem_id="ingest")
             ingest_status = gr.Markdown(elem_id="ingest-status")
             failed = gr.Dataframe(headers=["file", "reason"], label="Failed files", interactive=False, elem_id="failed")
-            docs = gr.Dataframe(headers=["title", "path", "type", "chunks"], label="Indexed documents",
-                                interactive=False, elem_id="documents")
+            upload_to = gr.Dropdown(label="Collection", choices=[], visible=False, elem_id="upload-collection",
+                                    info="Uploads go to your own collection unless you pick one you may add to")
+            docs = gr.Dataframe(headers=["title", "path", "type", "chunks", "collection", "readers"],
+                                label="Indexed documents (those you may read)", interactive=False, elem_id="documents")
 
         with gr.Tab("Models", elem_id="tab-models"):
             models_info = gr.Markdown(elem_id="models-info")
@@ -402,10 +456,11 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
         new_btn.click(lambda: ([], None, {}, None), None, [chat, conv_id, msg_ids, fb_index], api_visibility="private") \
             .then(h.conversation_choices, None, convs, api_visibility="private")
         convs.input(h.resume, [convs], [chat, conv_id, msg_ids], api_visibility="private")
-        ingest_btn.click(h.ingest_ui, [files, folder], [ingest_status, failed, docs], api_visibility="private",
+        ingest_btn.click(h.ingest_ui, [files, folder, upload_to], [ingest_status, failed, docs], api_visibility="private",
                          concurrency_id="ingest", concurrency_limit=1)
         demo.load(h.conversation_choices, None, convs, api_visibility="private")
-        demo.load(h.document_rows, None, docs, api_visibility="private")
+        demo.load(h.documents_for, None, docs, api_visibility="private")
+        demo.load(h.collection_choices, None, upload_to, api_visibility="private")
         panel_io = dict(fn=lambda: models_panel(bot), inputs=None,
                         outputs=[models_info, improve_report, improve_plot], api_visibility="private")
         demo.load(**panel_io)
@@ -416,8 +471,9 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
         gr.api(h.api_search, api_name="search", concurrency_limit=chat_concurrency)
         gr.api(h.api_feedback, api_name="feedback", concurrency_limit=chat_concurrency)
         api_files = gr.File(file_count="multiple", visible=False)
+        api_collection = gr.Textbox(visible=False)
         api_report = gr.JSON(visible=False)
-        gr.Button(visible=False).click(h.api_ingest, [api_files], [api_report], api_name="ingest",
+        gr.Button(visible=False).click(h.api_ingest, [api_files, api_collection], [api_report], api_name="ingest",
                                        concurrency_id="ingest", concurrency_limit=1)
     demo.queue(default_concurrency_limit=chat_concurrency, max_size=64)
     return demo

@@ -110,14 +110,23 @@ def inside(path: str | Path, root: str | Path) -> bool:
 
 # ---- logins -------------------------------------------------------------------------------
 
-def parse_auth(auth: Iterable[str | tuple[str, str]] | None = None, auth_file: str | Path | None = None) -> list[tuple[str, str]]:
-    """Logins from `USER:PASS` strings, (user, pass) pairs and/or a credentials file.
+def parse_auth(auth: Iterable[str | tuple] | None = None, auth_file: str | Path | None = None) -> list[tuple[str, str]]:
+    """Logins from `USER:PASS[:GROUPS]` strings, (user, pass[, groups]) tuples and/or a credentials file.
 
-    The file holds one `user:password` per line; blank lines and `#` comments are ignored.
+    The file holds one `user:password[:group,group]` per line; blank lines and `#` comments are ignored.
     """
-    pairs: list[tuple[str, str]] = []
-    for item in auth or []:
-        pairs.append(_pair(item, "--auth"))
+    return [(u, p) for u, p, _ in parse_logins(auth, auth_file)]
+
+
+def parse_groups(auth: Iterable[str | tuple] | None = None, auth_file: str | Path | None = None) -> dict[str, frozenset[str]]:
+    """user -> the groups their login line names (collections are granted to `group:NAME`)."""
+    return {u: g for u, _, g in parse_logins(auth, auth_file) if g}
+
+
+def parse_logins(auth: Iterable[str | tuple] | None = None,
+                 auth_file: str | Path | None = None) -> list[tuple[str, str, frozenset[str]]]:
+    """(user, password, groups) per login, from `--auth` values and the credentials file."""
+    logins = [_login(item, "--auth") for item in auth or []]
     if auth_file:
         path = Path(auth_file)
         if not path.is_file():
@@ -125,25 +134,38 @@ def parse_auth(auth: Iterable[str | tuple[str, str]] | None = None, auth_file: s
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             line = line.strip()
             if line and not line.startswith("#"):
-                pairs.append(_pair(line, f"{path}:{n}"))
-    users = [u for u, _ in pairs]
+                logins.append(_login(line, f"{path}:{n}"))
+    users = [u for u, _, _ in logins]
     dupes = sorted({u for u in users if users.count(u) > 1})
     if dupes:
         raise AuthConfigError(f"user(s) listed twice: {', '.join(dupes)}")
-    return pairs
+    return logins
 
 
-def _pair(item: str | tuple[str, str], where: str) -> tuple[str, str]:
+_GROUPS = re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")
+
+
+def _login(item: str | tuple, where: str) -> tuple[str, str, frozenset[str]]:
+    """`user:password` or `user:password:g1,g2`. With two colons or more the part after the last one
+    is the group list, so a password that holds ':' is written with a trailing ':' (no groups)."""
     if isinstance(item, (tuple, list)):
-        user, pw = item
+        user, pw, *rest = item
+        groups = [g for g in (rest[0] if rest else ()) if g]
     else:
         user, sep, pw = str(item).partition(":")
         if not sep:
-            raise AuthConfigError(f"{where}: expected USER:PASS, got {item!r}")
+            raise AuthConfigError(f"{where}: expected USER:PASS, got {str(item)[:40]!r}")
+        groups = []
+        if ":" in pw:
+            pw, _, listed = pw.rpartition(":")
+            if listed and not _GROUPS.match(listed):
+                raise AuthConfigError(f"{where}: the part after the last ':' is read as a group list (g1,g2 of letters, "
+                                      "digits, '_', '.', '-'); end the line with ':' if the password itself holds ':'")
+            groups = [g for g in listed.split(",") if g]
     user, pw = str(user).strip(), str(pw)
     if not user or not pw:
         raise AuthConfigError(f"{where}: user and password must both be non-empty")
-    return user, pw
+    return user, pw, frozenset(groups)
 
 
 def check_login(pairs: list[tuple[str, str]], user: str, password: str) -> bool:
@@ -222,6 +244,7 @@ class AccessPolicy:
 
     logins: list[tuple[str, str]] = field(default_factory=list)
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> the user it acts as
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)  # user -> groups, from the logins
 
     @property
     def auth_on(self) -> bool:
@@ -236,7 +259,9 @@ class AccessPolicy:
 def resolve_access(*, auth=None, auth_file=None, api_keys=None, api_keys_file=None, share=False,
                    allow_public_share=False, env: dict[str, str] | None = None) -> AccessPolicy:
     """Check the combination of settings and refuse the ones that would expose the documents."""
-    policy = AccessPolicy(parse_auth(auth, auth_file), parse_api_keys(api_keys, env, api_keys_file))
+    logins = parse_logins(auth, auth_file)
+    policy = AccessPolicy([(u, p) for u, p, _ in logins], parse_api_keys(api_keys, env, api_keys_file),
+                          {u: g for u, _, g in logins if g})
     if share and not policy.auth_on and not allow_public_share:
         raise AuthConfigError(
             "refusing to share without authentication: anyone with the link could read your documents. "
@@ -251,7 +276,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def exposure_warnings(host: str, port: int, access: AccessPolicy, share: bool = False) -> list[str]:
     """What an open server exposes, said plainly at start-up: who can reach it and what they can do.
 
-    There are no per-document permissions: whoever may ask may read every ingested document.
+    Without sign-in every request acts as no user, which reads every collection (see docs/security.md).
     """
     warnings = []
     if host not in LOOPBACK_HOSTS and not access.auth_on:

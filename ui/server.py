@@ -101,6 +101,8 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
     # in a hand-written API call) once `has_launched` is set, which only Blocks.launch() does.
     # Mounted apps must set it themselves; tests/test_ui_server.py guards this.
     demo.has_launched = True
+    if hasattr(bot, "collections"):  # who is in which group: the logins say (collections are granted to groups)
+        bot.collections.memberships = dict(access.groups)
     if access.auth_on:
         app.add_middleware(LoginThrottleMiddleware, throttle=login_throttle or LoginThrottle())
     return app

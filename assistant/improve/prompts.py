@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from assistant.context import WorkspaceContext
+from index.collections import SHARED
 from assistant.tasks.base import TaskRequest
 from assistant.tasks.qa import build_messages, plan
 
 
 def qa_messages(bot, question: str, *, model: str | None = None) -> list[dict[str, str]] | None:
     """The messages the QA task would send for `question`, or None when it would decline unasked."""
-    ctx = WorkspaceContext(bot.index, bot.config, bot.generator(model))  # as served: same budget, same tokenizer
+    # As served (same budget, same tokenizer), from `shared` passages only: what the prompt holds is learnt.
+    ctx = WorkspaceContext(bot.index, bot.config, bot.generator(model), collections={SHARED})
     query = " ".join(question.split())
     request = TaskRequest(text=query, query=query, k=bot.config.top_k)
     found = plan(ctx, request)

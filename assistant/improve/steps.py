@@ -24,6 +24,8 @@ from assistant.improve.state import CycleRun, now, save_state
 from finetune.registry import Registry
 from foundation.jsonl import write_jsonl
 from foundation.model_paths import registry_model_path, resolve_generator
+from index.collections import SHARED
+from index.document_index import stored_collections
 from index.store import current_generation
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,12 @@ EVAL_CACHE_SIZE = 8
 
 def export_data(run: CycleRun) -> None:
     """Rated conversations -> new training examples, replay, the held-out set and preference pairs."""
-    run.tell("exporting rated conversations (opted-out users are excluded)")
+    run.tell("exporting rated conversations (opted-out users and collections other than shared are excluded)")
     known = run.state["heldout"]
-    data = build_cycle_data(run.bot.log.export(rated_only=True), learnt=set(run.state["learnt"]),
+    # The served model answers every user: it learns only from conversations that drew on `shared` alone.
+    records = run.bot.log.export(rated_only=True, audience={SHARED},
+                                 collections_of=stored_collections(run.bot.workspace / "index"))
+    data = build_cycle_data(records, learnt=set(run.state["learnt"]),
                             heldout_fraction=run.cfg.heldout_fraction, known_heldout=known, replay=run.cfg.replay)
     run.state["heldout"] = {h.message_id: {**h.to_json(), **({"expected_path": known[h.message_id].get("expected_path")}
                                                              if h.message_id in known else {})}

@@ -171,6 +171,15 @@ def m006_request_id(conn: Connection, dialect: str) -> None:
     )
 
 
+@migration
+def m007_message_collections(conn: Connection, dialect: str) -> None:
+    """Which document collections an answer drew on (comma-separated names, sorted).
+
+    Rows written before collections existed keep '': every document was in `shared` then, and
+    exports map such an answer's source paths to their collections today (`logs export`)."""
+    _run(conn, "ALTER TABLE messages ADD COLUMN collections TEXT NOT NULL DEFAULT ''")
+
+
 def applied(conn: Connection) -> list[str]:
     return [r[0] for r in conn.execute(text("SELECT name FROM _migrations ORDER BY name"))]
 

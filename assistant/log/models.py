@@ -45,6 +45,7 @@ class MessageRow(SQLModel, table=True):
     parent_id: str | None = None  # the answer's question; the question's previous turn
     status: str = "complete"  # complete | incomplete (written before generating) | error
     declined: bool = False  # the assistant said it could not answer from the documents
+    collections: str = ""  # the document collections the answer drew on, comma-separated ('' before m007)
     request_id: str | None = None  # the serving request that wrote it (X-Request-ID), None outside a server
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -72,6 +72,7 @@ class LoggedMessage:
     duration_ms: float = 0.0
     parent_id: str | None = None
     declined: bool = False
+    collections: list[str] = field(default_factory=list)  # what the answer drew on ([] before they were recorded)
     sources: list[LoggedSource] = field(default_factory=list)
     feedback: list[LoggedFeedback] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ class LoggedMessage:
             options=json.loads(row.options or "{}"), tokens_in=row.tokens_in,
             tokens_out=row.tokens_out, ttft_ms=row.ttft_ms, duration_ms=row.duration_ms,
             parent_id=row.parent_id, declined=bool(row.declined),
+            collections=[c for c in (row.collections or "").split(",") if c],
         )
 
     @property

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Collection, Mapping
 
 from sqlalchemy import case, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from assistant.log.models import ConversationRow, FeedbackRow, MessageRow, utcnow
+from assistant.log.models import ConversationRow, FeedbackRow, MessageRow, SourceRow, utcnow
 from assistant.log.records import aware
 
 LOW_RATING = 0  # an answer rated below this had no good source
@@ -20,7 +20,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def export_records(s: Session, *, rated_only: bool = False, since: datetime | None = None,
-                   include_opted_out: bool = False) -> list[dict[str, Any]]:
+                   include_opted_out: bool = False, audience: Collection[str] | None = None,
+                   collections_of: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """One chat-format record per complete answer, oldest first.
 
     `{"messages": [{"role": "user", ...}, {"role": "assistant", ...}], "rating", "correction",
@@ -28,6 +29,12 @@ def export_records(s: Session, *, rated_only: bool = False, since: datetime | No
     supplied a correction it REPLACES the assistant's content (that is what should be learnt)
     and the model's text moves to `"original"`. With several users' feedback the latest wins.
     `rated_only` keeps answers with a non-zero rating or a correction.
+
+    Each record carries `"collections"`: every document collection its CONVERSATION drew on (an
+    earlier answer is in the prompt of a later one). With `audience`, only conversations drawing on
+    those collections alone are kept: a model trained on them can repeat them to whoever it serves.
+    `collections_of` (path -> collection, from the index) labels answers logged before collections
+    were recorded, and catches documents moved out of an audience's collections since.
     """
     question = aliased(MessageRow)
     query = (
@@ -43,8 +50,12 @@ def export_records(s: Session, *, rated_only: bool = False, since: datetime | No
         query = query.where(col(ConversationRow.opted_out).is_(False))
     rows = s.exec(query).all()
     feedback = _latest_feedback(s, [r[0].id for r in rows])
+    drawn = conversation_collections(s, {r[0].conversation_id for r in rows}, collections_of or {})
     out = []
     for answer, question_text, user in rows:
+        used = drawn.get(answer.conversation_id, set())
+        if audience is not None and not used <= set(audience):
+            continue
         fb = feedback.get(answer.id)
         rating = fb.rating if fb else None
         correction = fb.correction if fb and fb.correction else None
@@ -56,11 +67,30 @@ def export_records(s: Session, *, rated_only: bool = False, since: datetime | No
             "rating": rating, "correction": correction,
             "conversation_id": answer.conversation_id, "message_id": answer.id, "user": user,
             "created_at": aware(answer.created_at).isoformat(), "task": answer.task,
-            "declined": bool(answer.declined), "model": answer.model,
+            "declined": bool(answer.declined), "model": answer.model, "collections": sorted(used),
         }
         if correction:
             record["original"] = answer.content
         out.append(record)
+    return out
+
+
+def conversation_collections(s: Session, conversation_ids: Collection[str],
+                             collections_of: Mapping[str, str]) -> dict[str, set[str]]:
+    """conversation id -> the collections its answers drew on: as recorded, plus the current collection
+    of every source path (a path no longer indexed counts as `shared` only when nothing else is known:
+    it was logged before collections existed, when every document was shared)."""
+    out: dict[str, set[str]] = {}
+    ids = list(conversation_ids)
+    for start in range(0, len(ids), 500):  # stay under SQL parameter limits
+        chunk = ids[start:start + 500]
+        for cid, recorded in s.exec(select(MessageRow.conversation_id, MessageRow.collections)
+                                    .where(col(MessageRow.conversation_id).in_(chunk), MessageRow.role == "assistant")):
+            out.setdefault(cid, set()).update(c for c in (recorded or "").split(",") if c)
+        for cid, path in s.exec(select(MessageRow.conversation_id, SourceRow.path)
+                                .join(SourceRow, SourceRow.message_id == MessageRow.id)
+                                .where(col(MessageRow.conversation_id).in_(chunk))):
+            out.setdefault(cid, set()).add(collections_of.get(path, "shared"))
     return out
 
 

@@ -12,7 +12,7 @@ import json
 import re
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 from sqlalchemy import and_, case, delete, exists, func, insert, or_, text, update
 from sqlalchemy.engine import Connection, make_url
@@ -231,8 +231,11 @@ class ConversationLog:
         self, message_id: str, *, content: str, sources: Sequence[Source],
         supported: Sequence[bool] | None = None, tokens_in: int = 0, tokens_out: int = 0,
         ttft_ms: float = 0, duration_ms: float = 0, declined: bool = False, status: str = "complete",
+        collections: Sequence[str] | None = None,
     ) -> None:
-        """Fill in the answer, its timings and the sources it was given ([1]..[n] in order)."""
+        """Fill in the answer, its timings and the sources it was given ([1]..[n] in order).
+
+        `collections` are the document collections it drew on (default: its sources' own)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
         if supported is not None and len(supported) != len(sources):
@@ -249,7 +252,7 @@ class ConversationLog:
                 update(_M).where(_M.c.id == message_id, _M.c.role == "assistant")
                 .values(content=self._clean(content, known) or "", tokens_in=int(tokens_in), tokens_out=int(tokens_out),
                         ttft_ms=float(ttft_ms), duration_ms=float(duration_ms), declined=bool(declined),
-                        status=status)
+                        status=status, collections=_collections_text(collections, sources))
                 .returning(_M.c.conversation_id, earlier)  # and its sources so far, same round trip
             ).first()
             if finished is None:
@@ -378,14 +381,17 @@ class ConversationLog:
             return [LoggedMessage.from_row(rows[i]) for i in ids if i in rows]
 
     def export(self, *, rated_only: bool = False, since: datetime | None = None,
-               include_opted_out: bool = False) -> list[dict[str, Any]]:
-        """Answered questions as chat-format training records (see `reports.export_records`).
+               include_opted_out: bool = False, audience: Collection[str] | None = None,
+               collections_of: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Answered questions as chat-format training records (see `reports.export_records`);
+        `audience` keeps the conversations that drew on those collections alone.
 
         With redaction on, the records are scrubbed again on the way out: rows written before
         `redact = true` was set, or before a pattern was added, must not reach training data."""
         with self._read() as s:
             records = reports.export_records(s, rated_only=rated_only, since=since,
-                                             include_opted_out=include_opted_out)
+                                             include_opted_out=include_opted_out, audience=audience,
+                                             collections_of=collections_of)
         return [_scrubbed_record(r) for r in records] if self.redact else records
 
     def stats(self) -> dict[str, Any]:
@@ -406,6 +412,11 @@ def _insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
     ("insertmanyvalues", a cached statement) where a plain executemany costs PostgreSQL a
     pipelined statement per row, about three times slower for an answer's five sources."""
     conn.execute(insert(table).returning(table.c.id), rows).all()
+
+
+def _collections_text(collections: Sequence[str] | None, sources: Sequence[Source]) -> str:
+    names = set(collections) if collections is not None else {getattr(s, "collection", "") for s in sources}
+    return ",".join(sorted(n for n in names if n))
 
 
 def _opted_out(conn: Connection, user: str) -> bool:
