@@ -558,6 +558,7 @@ def verify(corpus: Path) -> int:
     report = {}
     report["qa_en.jsonl"] = verify_qa(corpus, HERE / "qa_en.jsonl", "en", failures)
     report["qa_zh.jsonl"] = verify_qa(corpus, HERE / "qa_zh.jsonl", "zh", failures)
+    report["qa_paraphrase.jsonl"] = verify_qa(corpus, HERE / "qa_paraphrase.jsonl", "en", failures)
     report["retrieval_short_pages.jsonl"] = verify_retrieval(corpus, HERE / "retrieval_short_pages.jsonl", failures)
     report["summaries.jsonl"] = verify_summaries(corpus, HERE / "summaries.jsonl", failures)
     for name, stats in report.items():
