@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,42 +19,14 @@ from assistant.collections import CollectionError, own_collection
 from index.collections import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
-HANDBOOK = """# Employee handbook
-
-## Holidays
-Every employee gets 25 days of paid holiday per year. Holidays are booked in the calendar tool.
-
-## Office hours
-The office opens at 8 am and closes at 7 pm. Visitors sign in at the front desk.
-"""
-SALARY = """# Salary bands 2027
-
-## Engineering bands
-Senior engineers are paid in band E5, from 91,000 to 118,000 euros per year. Reference ZEPHYRQUILL.
-
-## Holidays for HR staff
-HR staff get 27 days of paid holiday per year and one extra day for every five years of service.
-"""
-INCIDENT = """# Incident 4711: database failover
-
-The primary database failed over at 03:12 after the disk filled. Paging went to the on-call engineer.
-The runbook step that rotates the write-ahead log was missing. Tracking word: MARMOTFALCON.
-"""
-
-
-def write_docs(root: Path) -> dict[str, Path]:
-    folders = {"pub": ("handbook.md", HANDBOOK), "hr": ("salary-bands.md", SALARY), "ops": ("incident-4711.md", INCIDENT)}
-    out = {}
-    for folder, (name, text) in folders.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / name).write_text(text)
-        out[folder] = root / folder
-    return out
+DOCS = Path(__file__).parent / "fixtures" / "collections"  # handbook (shared), salary bands (hr), incident (oncall)
 
 
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory) -> dict[str, Path]:
-    return write_docs(tmp_path_factory.mktemp("docs"))
+    root = tmp_path_factory.mktemp("docs") / "collections"
+    shutil.copytree(DOCS, root)
+    return {folder: root / folder for folder in ("pub", "hr", "ops")}
 
 
 @pytest.fixture(scope="module")

@@ -471,7 +471,7 @@ def build_app(bot: Any, *, uploads: UploadPolicy | None = None, allow_folder_ing
         gr.api(h.api_search, api_name="search", concurrency_limit=chat_concurrency)
         gr.api(h.api_feedback, api_name="feedback", concurrency_limit=chat_concurrency)
         api_files = gr.File(file_count="multiple", visible=False)
-        api_collection = gr.Textbox(visible=False)
+        api_collection = gr.Textbox(value="", visible=False)
         api_report = gr.JSON(visible=False)
         gr.Button(visible=False).click(h.api_ingest, [api_files, api_collection], [api_report], api_name="ingest",
                                        concurrency_id="ingest", concurrency_limit=1)
