@@ -12,6 +12,7 @@ Who is asking comes from the API key alone (each key acts as one user, like a lo
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import re
 import threading
@@ -169,7 +170,8 @@ def api_router(bot: Any, access: AccessPolicy, max_concurrent: int = 4,
             return StreamingResponse(_sse(events, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"), roots),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
-            answer = await asyncio.get_running_loop().run_in_executor(workers, lambda: bot.ask(question, **kwargs))
+            answer = await asyncio.get_running_loop().run_in_executor(  # the context carries the request id
+                workers, contextvars.copy_context().run, lambda: bot.ask(question, **kwargs))
         except (ValueError, KeyError) as exc:  # empty question, unknown conversation
             raise APIError(400, str(exc).strip("'\"")) from exc
         return _completion(answer, cid, model, kwargs.get("stop"), kwargs.get("max_tokens"), roots())
@@ -260,7 +262,7 @@ async def _events_from_pool(pool: ThreadPoolExecutor, start: Callable[[], Iterat
                 close()
             loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-    loop.run_in_executor(pool, work)
+    loop.run_in_executor(pool, contextvars.copy_context().run, work)  # the request id goes with the work
     try:
         while (item := await queue.get()) is not _END:
             if isinstance(item, BaseException):

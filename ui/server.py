@@ -1,13 +1,16 @@
 """Running the chat page and the HTTP API on one local server, with optional logins and share link.
 
-One FastAPI app holds `/health` and `/v1/...` and mounts the Gradio page at `/`; uvicorn runs
-it in a background thread so `launch()` returns at once (tests, benchmarks) and `serve()` just
-waits on it. A public share link needs Gradio's tunnel service on the internet: when it cannot
+One FastAPI app holds `/health`, `/ready`, `/metrics` and `/v1/...` and mounts the Gradio page at
+`/`; uvicorn runs it in a background thread so `launch()` returns at once (tests, benchmarks) and
+`serve()` just waits on it, draining gracefully on SIGTERM (`ui.drain`). Every answer goes through
+`ui.instrumented` (metrics, request ids, a log write committed before the answer is handed over). A public share link needs Gradio's tunnel service on the internet: when it cannot
 be reached we say so plainly and keep serving locally rather than failing.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -19,12 +22,16 @@ from typing import Any, Iterable
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from gradio import networking
 
 from ui.api import api_router
 from ui.app import CHAT_CONCURRENCY, CSS, JS, build_app
+from ui.drain import DEFAULT_GRACE_S, Drain, DrainMiddleware, drain_then_stop, on_sigterm
+from ui.instrumented import InstrumentedAssistant
 from ui.login_limit import LoginThrottle, LoginThrottleMiddleware
+from ui.metrics import MetricsMiddleware, ServerMetrics, index_stats
+from ui.request_log import RequestIdMiddleware, configure_logs
 from ui.security import (
     LOOPBACK_HOSTS, AccessPolicy, UploadPolicy, check_login, exposure_warnings, resolve_access,
 )
@@ -45,6 +52,17 @@ class RunningServer:
     share_error: str | None = None
     _server: Any = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def shutdown_gracefully(self, grace_s: float = DEFAULT_GRACE_S) -> bool:
+        """Stop taking answers, finish the ones in flight (at most `grace_s`), then stop; what SIGTERM does.
+        True when every answer in flight finished."""
+        drain, bot, metrics = self.app.state.drain, self.app.state.bot, self.app.state.metrics
+        if not drain.start():
+            return False
+        busy = metrics.http_in_flight
+        return drain_then_stop(drain, bot.wait_idle,
+                               lambda: busy.labels("v1_chat")._value.get() + busy.labels("gradio_submit")._value.get(),
+                               self.close, grace_s)
 
     def close(self, timeout: float = 10.0) -> None:
         # Browsers and gradio_client keep a heartbeat stream open that never ends by itself;
@@ -85,7 +103,10 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
     (`login_throttle`, `api_key_throttle`: 5 a minute by default, then 5 minutes locked out).
     """
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
+    metrics, drain = ServerMetrics(), Drain()
+    bot = InstrumentedAssistant(bot, metrics)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_operations_routes(app, bot, metrics, drain)
     app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY,
                                   key_throttle=api_key_throttle))  # before the mount at "/", which catches the rest
     demo = build_app(bot, uploads=uploads, allow_folder_ingest=allow_folder_ingest,
@@ -105,7 +126,47 @@ def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None =
         bot.collections.memberships = dict(access.groups)
     if access.auth_on:
         app.add_middleware(LoginThrottleMiddleware, throttle=login_throttle or LoginThrottle())
+    metrics.bind(index_stats=lambda: index_stats(bot), gradio_queue=lambda: _gradio_queued(demo),
+                 ready=lambda: is_ready(bot), draining=lambda: drain.draining)
+    app.add_middleware(DrainMiddleware, drain=drain)  # the last added runs first: id, timing, then refusals
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
+    app.state.bot, app.state.metrics, app.state.drain = bot, metrics, drain
     return app
+
+
+def _add_operations_routes(app: FastAPI, bot: Any, metrics: ServerMetrics, drain: Drain) -> None:
+    """`/ready` for load balancers (503 until loaded, and while draining) and `/metrics` for Prometheus."""
+    @app.get("/ready")
+    def ready() -> Response:
+        ok = is_ready(bot) and not drain.draining
+        body = {"ready": ok, "draining": drain.draining, **index_stats(bot)}
+        return Response(json.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+
+    @app.get("/metrics")
+    def scrape() -> Response:
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+
+def is_ready(bot: Any) -> bool:
+    """The index is open with its embedder loaded and the served model is loaded: the first question waits
+    for nothing. Assistants without these parts (test doubles) count as ready."""
+    try:
+        index = bot.index
+        embedder_loaded = index.embedder_status().get("loaded", True) if hasattr(index, "embedder_status") else True
+        generator = bot.loaded_generator() if hasattr(bot, "loaded_generator") else True
+        return bool(embedder_loaded and generator is not None)
+    except Exception:  # noqa: BLE001 - not ready is the answer whatever broke
+        return False
+
+
+def _gradio_queued(demo: Any) -> int:
+    queue = getattr(demo, "_queue", None)
+    try:
+        return len(queue) if queue is not None else 0
+    except Exception:  # noqa: BLE001 - Gradio internals: report 0 rather than fail a scrape
+        return 0
 
 
 def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
@@ -149,11 +210,16 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
 
 def serve(bot: Any, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth=None, auth_file=None,
           allow_public_share: bool = False, api_keys=None, api_keys_file=None, open_browser: bool = False,
-          **kw) -> None:
-    """Serve until interrupted (the CLI's `assistant serve`)."""
-    launch(bot, host=host, port=port, share=share, auth=auth, auth_file=auth_file,
-           allow_public_share=allow_public_share, api_keys=api_keys, api_keys_file=api_keys_file,
-           open_browser=open_browser, **kw).wait()
+          grace_s: float | None = None, **kw) -> None:
+    """Serve until interrupted (the CLI's `assistant serve`); SIGTERM drains first (`ASSISTANT_GRACE_S`,
+    default 120 s, bounds the wait for answers in flight)."""
+    configure_logs()
+    running = launch(bot, host=host, port=port, share=share, auth=auth, auth_file=auth_file,
+                     allow_public_share=allow_public_share, api_keys=api_keys, api_keys_file=api_keys_file,
+                     open_browser=open_browser, **kw)
+    grace = grace_s if grace_s is not None else float(os.environ.get("ASSISTANT_GRACE_S", DEFAULT_GRACE_S))
+    on_sigterm(lambda: running.shutdown_gracefully(grace))
+    running.wait()
 
 
 def _share_link(port: int, timeout: float = SHARE_TIMEOUT_S) -> tuple[str | None, str | None]:
@@ -177,7 +243,8 @@ def _share_link(port: int, timeout: float = SHARE_TIMEOUT_S) -> tuple[str | None
 
 
 def _announce(running: RunningServer, access: AccessPolicy, share: bool) -> None:
-    lines = [f"Domain Assistant running at {running.url}  (API: {running.url}/v1, health: {running.url}/health)"]
+    lines = [f"Domain Assistant running at {running.url}  (API: {running.url}/v1, health: {running.url}/health, "
+             f"ready: {running.url}/ready, metrics: {running.url}/metrics)"]
     if share and running.share_url:
         lines.append(f"Public share link: {running.share_url}")
     elif share:
