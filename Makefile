@@ -12,10 +12,11 @@ setup:
 run: setup
 	$(VENV)/bin/assistant demo
 
-# PostgreSQL and Chromium are real services for the log and browser tests; each script is
+# PostgreSQL, Chromium and nginx are real services for the log, browser and cluster tests; each script is
 # idempotent and only warns when it cannot provide its service (the tests then say so loudly).
 test: setup
 	@if [ -f scripts/install_browser.sh ]; then bash scripts/install_browser.sh || true; fi
+	@if [ -f scripts/install_nginx.sh ]; then bash scripts/install_nginx.sh || true; fi
 	@set -e; pg=""; if [ -f scripts/start_postgres.sh ]; then pg="$$(bash scripts/start_postgres.sh || true)"; fi; \
 	eval "$$pg"; $(PY) -m pytest tests -q
 

@@ -6,6 +6,7 @@
   so the JSON log line and the conversation log rows carry the same id;
 - records task latency, time to first text, tokens generated and the outcome in `ServerMetrics`;
 - counts the answers running, which graceful shutdown waits for (`ui.drain`);
+- refuses to ingest on a read-only replica (a cluster has one writer: `assistant.watch`);
 - waits for the log's deferred write before handing over the finished answer, so a replica killed
   right after answering has still logged what it said (a few milliseconds per answer).
 """
@@ -29,8 +30,9 @@ _END = object()
 class InstrumentedAssistant:
     """`bot` with its answers measured; attribute reads and writes go to `bot`."""
 
-    def __init__(self, bot: Any, metrics: ServerMetrics, *, durable_log: bool = True) -> None:
+    def __init__(self, bot: Any, metrics: ServerMetrics, *, durable_log: bool = True, read_only: bool = False) -> None:
         object.__setattr__(self, "_bot", bot)
+        object.__setattr__(self, "_read_only", read_only)
         object.__setattr__(self, "_metrics", metrics)
         object.__setattr__(self, "_durable", durable_log)
         object.__setattr__(self, "_running", 0)
@@ -118,7 +120,10 @@ class InstrumentedAssistant:
     # --- ingest -----------------------------------------------------------------------------
 
     def ingest(self, paths: Any, **kwargs: Any) -> Any:
-        """The wrapped ingest, with its files counted and its progress exposed."""
+        """The wrapped ingest, with its files counted and its progress exposed; refused on a read-only replica."""
+        if self._read_only:
+            raise PermissionError("this server is a read-only replica of a shared index: add documents through "
+                                  "the cluster's ingest writer (its watched folder) or `assistant ingest`")
         m, outer = self._metrics, kwargs.get("progress")
 
         def progress(message: str, done: int, total: int) -> None:

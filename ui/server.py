@@ -96,15 +96,16 @@ class RunningServer:
 
 def create_app(bot: Any, access: AccessPolicy, *, uploads: UploadPolicy | None = None,
                allow_folder_ingest: bool = True, chat_concurrency: int | None = None,
-               login_throttle: LoginThrottle | None = None, api_key_throttle: LoginThrottle | None = None):
-    """The FastAPI app: `/health`, `/v1/*` and the Gradio page (with logins when configured).
+               login_throttle: LoginThrottle | None = None, api_key_throttle: LoginThrottle | None = None,
+               read_only: bool = False):
+    """The FastAPI app: `/health`, `/ready`, `/metrics`, `/v1/*` and the Gradio page (with logins when configured).
 
     Failed sign-ins and wrong API keys are limited per client address, each on its own count
     (`login_throttle`, `api_key_throttle`: 5 a minute by default, then 5 minutes locked out).
     """
     uploads = uploads or UploadPolicy.for_workspace(bot.workspace)
     metrics, drain = ServerMetrics(), Drain()
-    bot = InstrumentedAssistant(bot, metrics)
+    bot = InstrumentedAssistant(bot, metrics, read_only=read_only)
     app = FastAPI(title="Domain Assistant", docs_url=None, redoc_url=None, openapi_url=None)
     _add_operations_routes(app, bot, metrics, drain)
     app.include_router(api_router(bot, access, max_concurrent=chat_concurrency or CHAT_CONCURRENCY,
@@ -175,10 +176,11 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
            api_keys_file: str | Path | None = None, open_browser: bool = False,
            max_upload_mb: float | None = None, chat_concurrency: int | None = None,
            login_throttle: LoginThrottle | None = None,
-           api_key_throttle: LoginThrottle | None = None) -> RunningServer:
+           api_key_throttle: LoginThrottle | None = None, read_only: bool | None = None) -> RunningServer:
     """Start serving in a background thread and return once requests are answered.
 
-    `port=0` (or None) picks a free port. Raises `AuthConfigError` for unsafe combinations
+    `port=0` (or None) picks a free port. `read_only` (default: `ASSISTANT_READ_ONLY=1`) refuses ingests: a
+    replica of a shared index, which one writer keeps (`assistant.watch`). Raises `AuthConfigError` for unsafe combinations
     (sharing without logins unless `allow_public_share`), `OSError` when the port is taken.
     """
     access = resolve_access(auth=auth, auth_file=auth_file, api_keys=api_keys, api_keys_file=api_keys_file,
@@ -188,8 +190,10 @@ def launch(bot: Any, *, host: str = "127.0.0.1", port: int | None = 7860, share:
         uploads.max_bytes = int(max_upload_mb * 1024 * 1024)
     # Indexing an arbitrary server folder is fine for the person at the keyboard, not for visitors.
     local_only = host in LOOPBACK_HOSTS and not share and not access.auth_on
+    if read_only is None:
+        read_only = os.environ.get("ASSISTANT_READ_ONLY", "") not in ("", "0", "false")
     app = create_app(bot, access, uploads=uploads, allow_folder_ingest=local_only, chat_concurrency=chat_concurrency,
-                     login_throttle=login_throttle, api_key_throttle=api_key_throttle)
+                     login_throttle=login_throttle, api_key_throttle=api_key_throttle, read_only=read_only)
     port = port or _free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3))
     thread = threading.Thread(target=server.run, name=f"assistant-server-{port}", daemon=True)
