@@ -163,7 +163,7 @@ def test_documents_tab_and_uploads(server, clients, bot, tmp_path):
                                                        if r[4] == "hr"][0]
     note = tmp_path / "bob-notes.md"
     note.write_text("# Bob's notes\n\nMy locker code is LOCKERCODE8812.\n")
-    report = clients["bob"].predict([handle_file(str(note))], "", api_name="/ingest")
+    report = clients["bob"].predict([handle_file(str(note))], api_name="/ingest")  # no collection: his own
     assert report["added"], report
     assert bot.collections.readers_of("user-bob") == ["bob"]
     assert clients["alice"].predict("LOCKERCODE8812", 5, "keyword", api_name="/search") == []
