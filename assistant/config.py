@@ -63,6 +63,10 @@ class Config:
     quote_evidence: bool = True  # show the evidence window under the model's answer: the facts in the document's own words
     generate_cjk: bool = False  # let the model write Chinese answers (off: the default model cannot; quote instead)
     match_named_terms: bool = True  # decline when the evidence never mentions a thing the question names ("Bitbucket Cloud", "GNOME"), or gives no number for a "how many"/"which port" question: catches most unanswerable questions, may miss a paraphrase ("USA" for "United States")
+    # decline from the workspace's vocabulary (assistant/tasks/answerability.py): a term the documents never
+    # mention (an identifier as spelled, a word that is not common English) declines; capitals and hyphens
+    # do not make common words names. Off: the window rule alone, as before issue 20.
+    decline_by_vocabulary: bool = True
     summary_style: str = "checked"  # a summary with no form asked for: "checked" (the document's opening sentences + one key point per section, quoted and cited: faithful, instant) | "generated" (the model writes it all, map-reduce over long documents: for bigger models)
     # Log
     database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...

@@ -49,6 +49,9 @@ class WorkspaceContext:
     def document_chunks(self, name: str) -> list[Source]:
         return self.index.document_chunks(name, self.collections)
 
+    def mentions(self, term: str) -> int:
+        return self.index.mentions(term, self.collections)
+
     def generate_stream(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
                         temperature: float | None = None, stop: Sequence[str] | None = None) -> Iterator[str]:
         call = GenerationStats()

@@ -22,11 +22,12 @@ from foundation.model_paths import DEFAULT_EMBEDDER_ALIASES, resolve_embedder
 from index import reranking
 from index import collections as access
 from index import search as searching
+from index import vocabulary
 from index.budget import LoadLimits
 from index.chunking import TokenCounter, load_token_counter
 from index.embedding import Embedder, append_compatible, follow_backend
 from index.keyword import KeywordIndex
-from index.ingest import Progress, relabel, run_ingest, without_documents
+from index.ingest import Progress, embed_text, relabel, run_ingest, without_documents
 from index.store import DocumentInfo, State, current_generation, empty_state, load_latest, write_generation, writer_lock
 from index.types import IngestReport, Source
 from index.vectors import DEFAULT_APPROX_THRESHOLD, gpu_count
@@ -289,6 +290,18 @@ class DocumentIndex:
                               corpus=corpus)
         return [searching.to_source(state, row, score, qvec, query, rank)
                 for rank, (row, score) in enumerate(rows, start=1)]
+
+    def mentions(self, term: str, collections: Collection[str] | None = None, limit: int = 3) -> int:
+        """How many passages (at most `limit`) mention `term` as written, among those in `collections`
+        (None: all): 0 means the readable documents never mention it (`index.vocabulary`)."""
+        state = self._current()
+        readable = access.readable_mask(state, collections)
+
+        def text_of(row: int) -> str:  # what BM25 indexed for the row: title, heading and text
+            c = state.chunks[row]
+            return embed_text(state.documents[c["path"]].title, c["heading"], c["text"])
+
+        return len(vocabulary.mention_rows(state.keyword, text_of, term, readable, limit))
 
     def _query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, cached: the assistant often searches the same text more than once."""

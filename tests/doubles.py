@@ -30,6 +30,12 @@ class MemoryContext:
         return np.asarray(self._embedder.encode(list(texts), normalize_embeddings=True,
                                                 show_progress_bar=False), dtype=np.float32)
 
+    def mentions(self, term: str) -> int:
+        """Passages that hold `term` as written (case aside): the in-memory twin of `DocumentIndex.mentions`."""
+        from index.vocabulary import mentioned_in
+
+        return sum(mentioned_in(term, f"{s.title} {s.heading} {s.text or s.snippet}") for s in self.sources)
+
     def retrieve(self, query: str, k: int, *, path_prefix: str | None = None,
                  file_types: Sequence[str] | None = None) -> list[Source]:
         if self._vecs is None:

@@ -56,6 +56,10 @@ class TaskContext(Protocol):
         """All passages of one document in order; raises KeyError when no document matches."""
         ...
 
+    def mentions(self, term: str) -> int:
+        """How many passages the asker may read mention `term` (a few at most; 0: none does)."""
+        ...
+
     def generate_stream(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None,
                         temperature: float | None = None, stop: Sequence[str] | None = None) -> Iterator[str]: ...
 

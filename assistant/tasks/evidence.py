@@ -29,7 +29,7 @@ from assistant.grounding import overlap, split_sentences
 from assistant.tasks.base import TaskContext
 from assistant.tasks.budget import passage_text
 from assistant.types import Source
-from foundation.text import STOPWORDS, has_cjk, stem
+from foundation.text import has_cjk
 
 MAX_EVIDENCE_WORDS = 120  # measured: the default model answers best from ~120 words or fewer
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this is a table or a run-on line: cut it (~65 words)
@@ -65,67 +65,6 @@ class Evidence:
     sentence: str  # the best sentence alone: what extraction quotes
     score: float
     about: str = ""  # its source's title, heading and path: where a named thing may be named instead
-
-
-# Named terms (see `unmatched_terms`): a capitalised word after the first, an acronym, a term with
-# a hyphen, slash or digit ("two-factor", "HTTP/2"), a `quoted` identifier.
-_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-/.][A-Za-z0-9]+)*")
-_QUESTION_WORDS = frozenset("I How What Which Who Whom Whose Why When Where Is Are Was Were Can Could Does Do Did "
-                            "Should Would Will Roughly Approximately If In On".split())
-
-
-def named_terms(question: str) -> list[str]:
-    """The specific things a question names: "Secure Boot", "GNOME", "two-factor", `git-crypt`
-    (in a Chinese question a capitalised Latin word counts wherever it stands: "Docker 容器...")."""
-    terms, words = [], _TERM.findall(question)
-    first = -1 if has_cjk(question) else 0  # English capitalises its first word anyway
-    for i, word in enumerate(words):
-        if word in _QUESTION_WORDS:
-            continue
-        marked = any(c in word for c in "-/") or any(c.isdigit() for c in word)
-        if marked or (i > first and word[0].isupper()) or (len(word) > 1 and word.isupper()):
-            terms.append(word)
-    cased = [t for t in terms if not any(c in t for c in "-/0123456789")]
-    if first == 0 and len(cased) > len(words) / 2:  # Title Case or SHOUTING: the capitals say nothing about names
-        terms = [t for t in terms if t not in cased]
-    return list(dict.fromkeys(terms + re.findall(r"`([^`]+)`", question)))
-
-
-def unmatched_terms(question: str, text: str) -> list[str]:
-    """The question's named terms that `text` never mentions (each part of a compound, stemmed).
-
-    Measured on benchmarks/devset (git + Debian FAQ): the best window (with its source's title and
-    path) misses a named term for 16 of 19 unanswerable questions ("Bitbucket Cloud", "Secure
-    Boot", "Flatpak") and for 3 of 103 answerable ones, none of whose windows held the answer.
-    """
-    have = {stem(t) for t in re.findall(r"[a-z0-9]+", text.lower())}
-    missing = []
-    for term in named_terms(question):
-        parts = [stem(p) for p in re.findall(r"[a-z0-9]+", term.lower()) if p not in STOPWORDS]
-        if parts and not all(p in have for p in parts):
-            missing.append(term)
-    return list(dict.fromkeys(missing))
-
-
-# A question whose answer is a quantity ("How many tables can a join hold?", "Which port ...?",
-# "前多少行"), unless it asks for the option or the way to get one ("how do I make it show how
-# long each statement takes?", "第几列 ... 用哪个选项").
-_QUANTITY_Q = re.compile(r"\b(how (many|much|long|big|large|often|old)|what year|which year)\b|"
-                         r"\b(what|which)\b.*\bport\b|多少|几", re.I)
-_NOT_QUANTITY_Q = re.compile(r"\b(option|flag|switch|setting|how (do|can|should) (i|we|you))\b|选项|怎样|如何", re.I)
-_QUANTITY = re.compile(r"(?<![A-Za-z0-9_.])\d+(?:[.,]\d+)*(?:(?![A-Za-z0-9_])|(?=[KMGT]i?B\b|k\b|[kK]?bytes?\b))|"
-                       r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-                       r"sixty|hundred|thousand|million|billion|dozen)\b", re.I)
-
-
-def asks_for_quantity(question: str) -> bool:
-    return bool(_QUANTITY_Q.search(question)) and not _NOT_QUANTITY_Q.search(question)
-
-
-def states_quantity(text: str) -> bool:
-    """A number standing on its own ("10", "2.weeks.ago", "1,000", "64KB", "twenty"), not one inside
-    a name such as sqlite3_open, x86 or v2."""
-    return bool(_QUANTITY.search(text))
 
 
 def _sentences(text: str) -> list[str]:

