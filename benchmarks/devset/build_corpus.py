@@ -7,6 +7,8 @@ Debian packages:
     en/git/            git-doc: git's HTML manual pages, user manual and guides (top level)
     en/sqlite/         sqlite3-doc: the SQLite HTML documentation (top level; no C API pages)
     en/debian-faq/     debian-faq: the Debian FAQ in HTML, one page per chapter
+    en/handbook/       debian-handbook: The Debian Administrator's Handbook, its English (en-US)
+                       HTML pages as shipped, one per chapter or section
     zh/manN/           manpages-zh: the zh_CN manual pages of sections 1, 5, 7, 8 rendered to text
     retrieval/faq/     the Debian FAQ split into one short text file per answer ...
     retrieval/reference/git/, retrieval/reference/sqlite/
@@ -16,7 +18,8 @@ Debian packages:
     MANIFEST.json      the packages and versions used, and every file with its size and sha256
 
 Excluded by rule (independent checks use them): the PostgreSQL manual, Python's FAQ pages and
-manual pages of sections 2 and 3.
+manual pages of sections 2 and 3. (The Debian Reference, package debian-reference, is a
+different document from the handbook and is not part of this set.)
 
 After building, every question file beside this script is verified: each answerable question's
 answer strings must occur (case-insensitively, whitespace normalised) in the text of its page,
@@ -25,7 +28,7 @@ short FAQ pages, and summary references must equal the page's NAME description. 
 status is non-zero when anything fails; the failures are listed.
 
 Usage:
-    apt-get update -qq && apt-get install -y -qq git-doc sqlite3-doc debian-faq manpages-zh groff-base coreutils util-linux mount bsdutils
+    apt-get update -qq && apt-get install -y -qq git-doc sqlite3-doc debian-faq debian-handbook manpages-zh groff-base coreutils util-linux mount bsdutils
     python3 benchmarks/devset/build_corpus.py            # build into benchmarks/devset/corpus, then verify
     python3 benchmarks/devset/build_corpus.py --verify   # only verify an existing corpus
 
@@ -55,6 +58,7 @@ PACKAGES = {
     "git-doc": "git's HTML manual (en/git, retrieval/reference/git)",
     "sqlite3-doc": "the SQLite HTML documentation (en/sqlite, retrieval/reference/sqlite)",
     "debian-faq": "the Debian FAQ (en/debian-faq, retrieval/faq)",
+    "debian-handbook": "The Debian Administrator's Handbook, English HTML (en/handbook)",
     "manpages-zh": "Chinese (zh_CN) manual pages (zh/)",
     "groff-base": "groff renders manual pages to text",
     "coreutils": "English section 1 pages for the summary set",
@@ -67,6 +71,9 @@ APT_LINE = "apt-get update -qq && apt-get install -y -qq " + " ".join(PACKAGES)
 GIT_DOC = Path("/usr/share/doc/git-doc")
 SQLITE_DOC = Path("/usr/share/doc/sqlite3")
 DEBIAN_FAQ = Path("/usr/share/doc/debian/FAQ")
+# The handbook's English HTML: one page per chapter or section at the top level (images, CSS and
+# Common_Content/ are left out; the loaders index only the text).
+HANDBOOK = Path("/usr/share/doc/debian-handbook/html/en-US")
 ZH_MAN = Path("/usr/share/man/zh_CN")
 ZH_SECTIONS = ("1", "5", "7", "8")  # never 2 or 3
 # manpages-zh also carries a translation of the PostgreSQL manual (its client/server programs in
@@ -253,6 +260,9 @@ def build_en(out: Path) -> None:
     faq.mkdir(parents=True, exist_ok=True)
     for f in sorted(DEBIAN_FAQ.glob("*.en.html")):
         shutil.copyfile(f, faq / f.name.replace(".en.html", ".html"))
+    if not copy_top_level_html(HANDBOOK, out / "en" / "handbook"):
+        die(f"no HTML pages in {HANDBOOK} (is debian-handbook's en-US HTML installed?)\n"
+            f"  install it with:\n    {APT_LINE}")
 
 
 def man_source(path: Path) -> str:
@@ -429,7 +439,7 @@ def build(out: Path) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MARKER).write_text("made by benchmarks/devset/build_corpus.py; deleted and rebuilt by it\n")
-    print("build_corpus: en (git, sqlite, debian-faq) ...", file=sys.stderr)
+    print("build_corpus: en (git, sqlite, debian-faq, handbook) ...", file=sys.stderr)
     build_en(out)
     print("build_corpus: retrieval (split Debian FAQ + long reference pages) ...", file=sys.stderr)
     n_faq, n_ref = build_retrieval(out)
@@ -458,7 +468,10 @@ def read_jsonl(path: Path, failures: list[str]) -> list[dict]:
     return items
 
 
-def verify_qa(corpus: Path, qa: Path, lang: str, failures: list[str]) -> dict[str, int]:
+def verify_qa(corpus: Path, qa: Path, lang: str, failures: list[str], manual: str | None = None,
+              under: str | None = None) -> dict[str, int]:
+    """Check a question file; with manual/under, every question must name that manual and every
+    answerable one a page under that folder (a file that covers one manual only)."""
     cache: dict[str, str] = {}
     ids = set()
     stats = {"answerable": 0, "unanswerable": 0}
@@ -472,6 +485,8 @@ def verify_qa(corpus: Path, qa: Path, lang: str, failures: list[str]) -> dict[st
         ids.add(item.get("id"))
         if item.get("lang") != lang:
             failures.append(f"{where}: lang is {item.get('lang')!r}, expected {lang!r}")
+        if manual is not None and item.get("manual") != manual:
+            failures.append(f"{where}: manual is {item.get('manual')!r}, expected {manual!r}")
         answers = item.get("answers", [])
         if not item.get("answerable"):
             stats["unanswerable"] += 1
@@ -484,6 +499,8 @@ def verify_qa(corpus: Path, qa: Path, lang: str, failures: list[str]) -> dict[st
             failures.append(f"{where}: answerable question without answers")
             continue
         page = corpus / str(path)
+        if under is not None and not str(path).startswith(under):
+            failures.append(f"{where}: page {path!r} is not under {under}")
         if not path or not page.is_file():
             failures.append(f"{where}: page {path!r} not in the corpus")
             continue
@@ -559,6 +576,8 @@ def verify(corpus: Path) -> int:
     report["qa_en.jsonl"] = verify_qa(corpus, HERE / "qa_en.jsonl", "en", failures)
     report["qa_zh.jsonl"] = verify_qa(corpus, HERE / "qa_zh.jsonl", "zh", failures)
     report["qa_paraphrase.jsonl"] = verify_qa(corpus, HERE / "qa_paraphrase.jsonl", "en", failures)
+    report["qa_handbook.jsonl"] = verify_qa(corpus, HERE / "qa_handbook.jsonl", "en", failures,
+                                            manual="handbook", under="en/handbook/")
     report["retrieval_short_pages.jsonl"] = verify_retrieval(corpus, HERE / "retrieval_short_pages.jsonl", failures)
     report["summaries.jsonl"] = verify_summaries(corpus, HERE / "summaries.jsonl", failures)
     for name, stats in report.items():
