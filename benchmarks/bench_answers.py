@@ -6,6 +6,10 @@ several settings in the same run, so the rows compare like with like:
 
     python benchmarks/bench_answers.py                     # git + Debian FAQ questions, all rows
     python benchmarks/bench_answers.py --manuals git debian-faq sqlite --limit 50
+    python benchmarks/bench_answers.py --manuals handbook   # the Debian Administrator's Handbook
+
+Questions come from devset/qa_en.jsonl, and also from devset/qa_handbook.jsonl when `handbook`
+is among --manuals (unless --qa names a file).
 
 Rows: the answer pipeline before narrowing (whole passage to the model, no quote), narrowing and
 checks without the quote, the default (quote under the answer), quoting only (no model), and the
@@ -36,6 +40,8 @@ SETTINGS = {
     "narrowed + checked, no quote": {"quote_evidence": False},
     "default (quote under the answer)": {},
     "quote only (no model)": {"answer_candidates": 0},
+    # issue 20 part 3: declines from the workspace's vocabulary vs from the windows' wording
+    "declines by window wording (vocabulary off)": {"decline_by_vocabulary": False},
     # the decoder rows (issue 24): the default is whatever the self-check chose on this CPU
     "decoder = transformers (float32 reference)": {"decoder": "transformers"},
     "decoder = ctranslate2-int8 (forced)": {"decoder": "ctranslate2-int8"},
@@ -59,12 +65,14 @@ def workspace_for(manuals: list[str], lang: str) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manuals", nargs="*", default=["git", "debian-faq"])
-    ap.add_argument("--qa", default=str(DEVSET / "qa_en.jsonl"))
+    ap.add_argument("--qa", help="question file (default: qa_en.jsonl, plus qa_handbook.jsonl for --manuals handbook)")
     ap.add_argument("--lang", default="en")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--only", nargs="*", help="run only these settings (names as in the table)")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in Path(args.qa).read_text(encoding="utf-8").splitlines() if line.strip()]
+    qa_files = [Path(args.qa)] if args.qa else [DEVSET / "qa_en.jsonl"] + (
+        [DEVSET / "qa_handbook.jsonl"] if "handbook" in args.manuals else [])
+    rows = [json.loads(line) for f in qa_files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = [r for r in rows if not args.manuals or r.get("manual") in args.manuals or r.get("lang") != "en"]
     qa = RESULTS / "bench_answers_questions.jsonl"
     RESULTS.mkdir(parents=True, exist_ok=True)
