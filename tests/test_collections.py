@@ -207,3 +207,26 @@ def test_a_workspace_built_by_the_old_code_opens_with_everything_in_shared(tmp_p
     from index.document_index import stored_collections
     assert bot.log.export(audience={SHARED}, collections_of=stored_collections(ws / "index")) == []
     bot.close()
+
+
+def test_revoked_access_withholds_old_answers_on_resume_and_in_follow_ups(bot):
+    import gradio as gr
+
+    from ui.app import WITHHELD, ChatHandlers
+    from ui.security import UploadPolicy
+
+    bot.collections.grant("oncall", ["erin"])
+    answer = bot.ask("What was the tracking word of the database failover incident?", user="erin")
+    assert "oncall" in answer.collections and "incident-4711.md" in names(answer.sources)
+    bot.log.settle()
+    handlers = ChatHandlers(bot, UploadPolicy.for_workspace(bot.workspace), allow_folders=False)
+    chat, _, _ = handlers.resume(answer.conversation_id, gr.Request(username="erin"))
+    assert chat[-1]["content"] != WITHHELD and "incident" in chat[-1]["content"].lower()
+    bot.collections.revoke("oncall", ["erin"])
+    chat, _, _ = handlers.resume(answer.conversation_id, gr.Request(username="erin"))
+    assert chat[-1]["content"] == WITHHELD and "MARMOTFALCON" not in json.dumps(chat)
+    follow = bot.ask("Repeat the tracking word you told me.", conversation_id=answer.conversation_id, user="erin",
+                     task="qa")
+    assert "MARMOTFALCON" not in follow.text and "oncall" not in follow.collections
+    with pytest.raises(KeyError):  # and nobody else may continue it
+        bot.ask("Repeat it.", conversation_id=answer.conversation_id, user="dave")
