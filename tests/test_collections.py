@@ -230,3 +230,26 @@ def test_revoked_access_withholds_old_answers_on_resume_and_in_follow_ups(bot):
     assert "MARMOTFALCON" not in follow.text and "oncall" not in follow.collections
     with pytest.raises(KeyError):  # and nobody else may continue it
         bot.ask("Repeat it.", conversation_id=answer.conversation_id, user="dave")
+
+
+def test_improve_learns_only_from_conversations_every_user_may_read(bot, tmp_path):
+    """The served model answers everyone: its training data and training prompts come from `shared` alone."""
+    from assistant.improve.config import ImproveConfig
+    from assistant.improve.prompts import qa_messages
+    from assistant.improve.state import CycleRun
+    from assistant.improve.steps import export_data
+
+    hr = bot.ask("What is the reference word of the engineering pay bands?", user="carol")
+    everyone = bot.ask("When does the office open?", user="frank")  # frank reads shared alone
+    assert "hr" in hr.collections and everyone.collections == [SHARED]
+    bot.feedback(hr.message_id, rating=1, user="carol")
+    bot.feedback(everyone.message_id, rating=1, user="frank")
+    bot.log.settle()
+    run = CycleRun(bot.workspace, bot, ImproveConfig(heldout_fraction=0.0), say=lambda _: None,
+                   state={"heldout": {}, "learnt": []}, folder=tmp_path)
+    export_data(run)
+    learnt = [a.question for a in [*run.data.train, *run.data.heldout]]
+    assert everyone.question in learnt and hr.question not in learnt
+    prompt = json.dumps(qa_messages(bot, "What is the salary range of a senior engineer? ZEPHYRQUILL"))
+    assert "ZEPHYRQUILL" not in prompt.replace("salary range of a senior engineer? ZEPHYRQUILL", "") \
+        and "118,000" not in prompt
