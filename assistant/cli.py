@@ -156,11 +156,23 @@ def _check_serve_options(args) -> None:
                    share=o["share"], allow_public_share=o["allow_public_share"])
 
 
+def _warn_open_collections(bot, args) -> None:
+    """Without logins or keys every request reads every collection: say so when some are not `shared`."""
+    o = _serve_kwargs(args)
+    if o["auth"] or o["auth_file"] or o["api_keys"] or o["api_keys_file"] or os.environ.get("ASSISTANT_API_KEYS"):
+        return
+    private = sorted(i.name for i in bot.collections.list() if not i.everyone and i.documents)
+    if private:
+        print(f"WARNING: no sign-in: every visitor reads every collection, including {', '.join(private)}. "
+              "Add --auth USER:PASS[:groups] (or --auth-file) so each user reads only what is granted to them.")
+
+
 def cmd_serve(args) -> int:
     _check_serve_options(args)
     from ui.server import serve  # Gradio and uvicorn take seconds to import: only the serving commands pay
 
     bot = _open(args)
+    _warn_open_collections(bot, args)
     print("Loading the models and the conversation log ...")
     bot.warm_up()
     _announce_paths(bot)

@@ -253,3 +253,17 @@ def test_improve_learns_only_from_conversations_every_user_may_read(bot, tmp_pat
     prompt = json.dumps(qa_messages(bot, "What is the salary range of a senior engineer? ZEPHYRQUILL"))
     assert "ZEPHYRQUILL" not in prompt.replace("salary range of a senior engineer? ZEPHYRQUILL", "") \
         and "118,000" not in prompt
+
+
+def test_serving_without_logins_warns_that_every_collection_is_open(bot, capsys, monkeypatch):
+    import argparse
+
+    from assistant.cli import _warn_open_collections
+
+    monkeypatch.delenv("ASSISTANT_API_KEYS", raising=False)
+    opts = dict(host="0.0.0.0", port=7860, share=False, auth=None, auth_file=None, allow_public_share=False,
+                api_key=None, api_keys_file=None)
+    _warn_open_collections(bot, argparse.Namespace(**opts))
+    assert "every visitor reads every collection, including hr, oncall" in capsys.readouterr().out
+    _warn_open_collections(bot, argparse.Namespace(**{**opts, "auth": ["alice:pw:hr"]}))
+    assert capsys.readouterr().out == ""
