@@ -5,8 +5,8 @@ run from the repository root), with `ASSISTANT_WORKSPACE` pointing at a new work
 shell blocks with `bash -e`, Python blocks with this interpreter. Blocks that talk to a server
 (they name http://127.0.0.1:7860) run against `assistant serve` started here on a free port, whose
 address replaces the default one. A block preceded by `<!-- not-tested: REASON -->` is skipped;
-only the two `make` targets (CI runs `make test` itself), GPU, torchrun and hub lines may be, and
-the test below checks that no other block is.
+only the two `make` targets (CI runs `make test` itself), GPU, torchrun and hub lines, and the
+cluster (tests/test_cluster.py runs it) may be, and the test below checks that no other block is.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DEFAULT_URL = "http://127.0.0.1:7860"
-ALLOWED_SKIPS = re.compile(r"\b(make|GPU|torchrun|hub)\b")
+ALLOWED_SKIPS = re.compile(r"\b(make|GPU|torchrun|hub|cluster)\b")
 
 
 @dataclass
