@@ -11,7 +11,8 @@ times one query (query embedding excluded: it is the same in every variant), p50
                   BM25 scored and counted over the readable rows only
   per-collection  `search.rank` on a separate index built from the readable collection alone
 
-and the ratio mask / unfiltered (target: at most 1.5x). It also times the mask's first build (cached
+and the ratio mask / unfiltered (target: at most 1.5x). The variants run in turn on each query, best of
+3 kept, so load from other processes on a shared machine falls on all of them alike. It also times the mask's first build (cached
 per set of collections afterwards), and a query whose only keyword occurs in forbidden rows against
 one whose keyword occurs nowhere, since the time must not tell a user what they may not read.
 
@@ -80,6 +81,24 @@ def timed(fn, qs) -> list[float]:
     return out
 
 
+def interleaved(variants: dict, qs, repeats: int = 3) -> dict[str, list[float]]:
+    """ms per query for each variant, run in turn on the same query and the best of `repeats` kept:
+    on a shared machine, other processes' load then falls on every variant alike."""
+    for fn in variants.values():
+        fn(*qs[0])  # warm
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for q in qs:
+        best = dict.fromkeys(variants, float("inf"))
+        for _ in range(repeats):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn(*q)
+                best[name] = min(best[name], (time.perf_counter() - t0) * 1000)
+        for name, ms in best.items():
+            out[name].append(ms)
+    return out
+
+
 def run(n: int, n_queries: int, share: float, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
@@ -93,11 +112,10 @@ def run(n: int, n_queries: int, share: float, seed: int = 0) -> dict:
     qs = queries(state, n_queries, rng)
     results, table_rows = {}, []
     for mode in MODES:
-        plain = timed(lambda q, v: searching.rank(state, q, v, K, mode, None), qs)
-        masked = timed(lambda q, v: searching.rank(state, q, v, K, mode, corpus, corpus=corpus), qs)
-        separate = timed(lambda q, v: searching.rank(alone, q, v, K, mode, None), qs)
-        stats = {name: {"p50_ms": percentile(t, 0.5), "p95_ms": percentile(t, 0.95)}
-                 for name, t in (("unfiltered", plain), ("mask", masked), ("per_collection", separate))}
+        times = interleaved({"unfiltered": lambda q, v: searching.rank(state, q, v, K, mode, None),
+                             "mask": lambda q, v: searching.rank(state, q, v, K, mode, corpus, corpus=corpus),
+                             "per_collection": lambda q, v: searching.rank(alone, q, v, K, mode, None)}, qs)
+        stats = {name: {"p50_ms": percentile(t, 0.5), "p95_ms": percentile(t, 0.95)} for name, t in times.items()}
         stats["ratio_p50"] = stats["mask"]["p50_ms"] / stats["unfiltered"]["p50_ms"]
         stats["ratio_p95"] = stats["mask"]["p95_ms"] / stats["unfiltered"]["p95_ms"]
         results[mode] = stats

@@ -82,7 +82,8 @@ class KeywordIndex:
             return []
         tokens = [t for t in search_tokens(query) if t in self.retriever.vocab_dict]
         if corpus is not None:
-            rows, scores = self._matches_within(tokens, corpus if mask is None else mask & corpus, corpus)
+            allowed = corpus if mask is None or mask is corpus else mask & corpus
+            rows, scores = self._matches_within(tokens, allowed, corpus)
             return _best(rows, scores, k)
         if not tokens:
             return []
@@ -109,10 +110,11 @@ class KeywordIndex:
         found_rows, found_scores = [], []
         for tid in (r.get_tokens_ids(tokens) if tokens else []):
             rows = indices[indptr[tid]:indptr[tid + 1]]
-            df_in = float(np.count_nonzero(corpus[rows]))
+            inside = corpus[rows]
+            df_in = float(np.count_nonzero(inside))
             if not df_in:
                 continue
-            keep = allowed[rows]
+            keep = inside if allowed is corpus else allowed[rows]
             ratio = _idf(readable, df_in) / _idf(total, float(len(rows)))
             found_rows.append(rows[keep])
             found_scores.append(data[indptr[tid]:indptr[tid + 1]][keep] * ratio)

@@ -7,6 +7,7 @@ fusion before; benchmarks compare against it. A cross-encoder, when configured, 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -17,12 +18,14 @@ import numpy as np
 from foundation.text import search_tokens
 from index import doc_ranking
 from index.store import State
+from index.vectors import VectorIndex
 from index.types import Source
 
 RRF_K = 60
 HYBRID_DEPTH = 100  # passages each retriever hands to fusion; 50 measured 0.002 lower nDCG@10 on the dev sets
 SNIPPET_CHARS = 300
 EXACT_SUBSET_LIMIT = 50_000  # filtered dense search scans the allowed rows exactly up to this many
+SUBSET_CACHE_BYTES = 256 * 2**20  # vectors of recent readable subsets kept for that scan (50k x 384 floats: 77 MB)
 
 CODE_TYPES = {"python", "javascript", "typescript", "go", "java", "kotlin", "scala", "csharp", "rust", "swift",
               "php", "c", "cpp", "shell", "ruby", "sql"}
@@ -62,16 +65,36 @@ def _type_matches(path: str, file_type: str, wanted: set[str]) -> bool:
 
 
 def dense_candidates(state: State, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
+    """The n nearest rows (cosine) among the `mask` rows.
+
+    Under a mask of at most EXACT_SUBSET_LIMIT rows an approximate index is replaced by an exact scan of
+    those rows (their vectors cached per mask): IVF lists and the HNSW graph are built from every row,
+    so otherwise rows a caller may not read would decide which of their rows are found."""
     if state.vector_index is None or not len(state.chunks):
         return []
+    narrow = mask is not None and int(np.count_nonzero(mask)) <= EXACT_SUBSET_LIMIT
+    if narrow and state.vector_index.kind != "flat":
+        rows, exact = _subset(state, mask)
+        scores, ids = exact.search(qvec, min(n, len(rows)))
+        return [(int(rows[i]), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
     scores, ids = state.vector_index.search(qvec, n, mask=mask)
-    hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-    if mask is not None and len(hits) < n and state.vector_index.kind != "flat":
-        # An approximate index may visit too few allowed rows under a narrow filter: scan them exactly.
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def _subset(state: State, mask: np.ndarray) -> tuple[np.ndarray, VectorIndex]:
+    """The mask's rows and an exact (flat) index of their vectors, kept per mask on the state (a server
+    sees a handful of readable sets) within SUBSET_CACHE_BYTES, least recently used dropped first."""
+    cache: dict = state.derived.setdefault("subsets", {})
+    key = hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+    hit = cache.pop(key, None)
+    if hit is None:
         rows = np.flatnonzero(mask)
-        if len(hits) < len(rows) and len(rows) <= EXACT_SUBSET_LIMIT:
-            return _top(rows, np.asarray(state.vectors[rows]) @ qvec, n)
-    return hits
+        dim = state.vectors.shape[1]
+        hit = (rows, VectorIndex.build(np.ascontiguousarray(state.vectors[rows], dtype=np.float32), dim, kind="flat"))
+    cache[key] = hit  # (re)inserted last: the most recently used
+    while sum(len(r) for r, _ in cache.values()) * state.vectors.shape[1] * 4 > SUBSET_CACHE_BYTES and len(cache) > 1:
+        cache.pop(next(iter(cache)))
+    return hit
 
 
 def _top(rows: np.ndarray, sims: np.ndarray, n: int) -> list[tuple[int, float]]:

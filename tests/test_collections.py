@@ -267,3 +267,30 @@ def test_serving_without_logins_warns_that_every_collection_is_open(bot, capsys,
     assert "every visitor reads every collection, including hr, oncall" in capsys.readouterr().out
     _warn_open_collections(bot, argparse.Namespace(**{**opts, "auth": ["alice:pw:hr"]}))
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_search_a_narrow_mask_exactly(kind):
+    """IVF lists and the HNSW graph are built from every row: under a readable-rows mask the result must
+    still be the exact nearest readable rows, whatever the unreadable rows are."""
+    import numpy as np
+
+    from index import search as searching
+    from index.keyword import KeywordIndex
+    from index.store import DocumentInfo, State
+    from index.vectors import VectorIndex
+
+    rng = np.random.default_rng(7)
+    n, dim = 20_000, 32
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)  # no clusters: probing a few lists misses (20 of 20 before)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [{"id": str(i), "path": f"/d{i // 100}.md", "text": "x"} for i in range(n)]
+    docs = {c["path"]: DocumentInfo(c["path"], c["path"], "markdown", 100, "0", 0) for c in chunks}
+    state = State("", {"dimension": dim}, docs, chunks, vectors, VectorIndex.build(vectors, dim, kind=kind),
+                  KeywordIndex(None, 0))
+    mask = rng.random(n) < 0.05
+    rows = np.flatnonzero(mask)
+    for q in vectors[rng.integers(0, n, 20)]:
+        got = [row for row, _ in searching.dense_candidates(state, q, 10, mask)]
+        want = rows[np.argsort(-(vectors[rows] @ q), kind="stable")[:10]].tolist()
+        assert got == want
