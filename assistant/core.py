@@ -207,15 +207,22 @@ class Assistant:
             self.collections.create(collection)
         return self.index.ingest(list(paths), prune=prune, progress=progress, collection=collection)
 
-    def readable(self, user: str | None, groups: Iterable[str] | None = None) -> frozenset[str] | None:
-        """The collections `user` may read (None: all, for the operator); groups default to their logins'."""
-        return self.collections.readable(user, groups)
+    def readable(self, user: str | None, groups: Iterable[str] | None = None,
+                 within: Iterable[str] | None = None) -> frozenset[str] | None:
+        """The collections `user` may read (None: all, for the operator); groups default to their logins'.
+        `within` narrows them further (it never widens what the user may read)."""
+        readable = self.collections.readable(user, groups)
+        if within is None:
+            return readable
+        return frozenset(within) if readable is None else readable & frozenset(within)
 
     def search(self, query: str, k: int = 5, *, mode: str = "hybrid", path_prefix: str | None = None,
-               file_types: Sequence[str] | None = None, user: str | None = None) -> list[Source]:
-        """Passages for `query`, from the collections `user` may read (all of them when user is None)."""
+               file_types: Sequence[str] | None = None, user: str | None = None,
+               collections: Iterable[str] | None = None) -> list[Source]:
+        """Passages for `query`, from the collections `user` may read (all of them when user is None),
+        and among those only `collections` when given."""
         return self.index.search(query, k, mode=mode, path_prefix=path_prefix, file_types=file_types,
-                                 collections=self.readable(user))
+                                 collections=self.readable(user, within=collections))
 
     def documents(self, user: str | None = None):
         """The indexed documents `user` may read (all of them when user is None)."""
@@ -286,18 +293,19 @@ class Assistant:
                       model: str | None = None, tests: str = "", log: bool = True,
                       path_prefix: str | None = None, file_types: Sequence[str] | None = None,
                       history: list[dict[str, str]] | None = None, max_tokens: int | None = None,
-                      stop: Sequence[str] | None = None) -> Iterator[Event]:
+                      stop: Sequence[str] | None = None, collections: Iterable[str] | None = None) -> Iterator[Event]:
         """Run a task and yield `TextDelta`, `Status` and finally `Result(answer)`.
 
         `history` (earlier {"role", "content"} turns) serves callers that keep the conversation
         themselves, like OpenAI-style clients; with a `conversation_id` the log's history is used.
         `max_tokens` caps all tokens generated for this answer; `stop` adds stop sequences to every
-        generation call (both as in OpenAI's API).
+        generation call (both as in OpenAI's API). Passages come from the collections `user` may read,
+        and among those from `collections` only when given (the learning loop asks within `shared`).
         """
         start = time.perf_counter()
         question, notes = _checked_question(question)
         task = _resolved_task(task, question)
-        readable = self.readable(user)
+        readable = self.readable(user, within=collections)
         if conversation_id and user is not None and self.log is not None:
             self._check_owner(conversation_id, user)
         recorder = TurnRecorder(self.log if log else None, self._memory_history)

@@ -294,3 +294,10 @@ def test_approximate_indexes_search_a_narrow_mask_exactly(kind):
         got = [row for row, _ in searching.dense_candidates(state, q, 10, mask)]
         want = rows[np.argsort(-(vectors[rows] @ q), kind="stable")[:10]].tolist()
         assert got == want
+
+
+def test_collections_narrow_a_search_but_never_widen_it(bot):
+    assert names(bot.search("ZEPHYRQUILL", k=3, mode="keyword", collections={SHARED})) == []  # the operator, narrowed
+    assert names(bot.search("ZEPHYRQUILL", k=3, mode="keyword", collections={"hr"})) == ["salary-bands.md"]
+    assert names(bot.search("ZEPHYRQUILL", k=3, mode="keyword", user="bob", collections={"hr"})) == []  # not widened
+    assert bot.readable("carol", within={"hr", "oncall"}) == {"hr"}

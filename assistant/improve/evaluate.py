@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from assistant.improve.data import Accepted, clean_answer
 from foundation.jsonl import read_jsonl
+from index.collections import SHARED
 
 SANITY_FILE = Path(__file__).resolve().parent.parent / "sanity_set.jsonl"
 SANITY_MAX_NEW_TOKENS = 40
@@ -51,7 +52,7 @@ def expected_path(bot, item: Accepted) -> str | None:
     """The document that holds the accepted answer: the best hit when searching for its text."""
     if item.declined:
         return None
-    hits = bot.search(item.answer, k=1)
+    hits = bot.search(item.answer, k=1, collections={SHARED})
     return hits[0].path if hits else None
 
 
@@ -60,7 +61,8 @@ def evaluate_heldout(bot, model: str, items: list[Accepted], expected: dict[str,
     """F1 / EM / citation accuracy on answerable items, decline accuracy on rightly-declined ones."""
     f1s, ems, cites, declines, unsupported, samples = [], [], [], [], [], []
     for item in tqdm(items, desc=f"held-out ({_short(model)})", disable=not progress, leave=False):
-        ans = bot.ask(item.question, model=model, log=False)
+        # within shared: the served model answers everyone, and the report's samples are shown to everyone
+        ans = bot.ask(item.question, model=model, log=False, collections={SHARED})
         if item.declined:
             declines.append(1.0 if ans.declined else 0.0)
             samples.append({"question": item.question, "reference": "(decline)", "prediction": ans.text[:200]})
