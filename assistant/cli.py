@@ -180,6 +180,13 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    from assistant.watch import run_worker  # loads the models: only this command pays
+
+    return run_worker(args.workspace, args.folder, interval=args.interval, once=args.once,
+                      metrics_port=args.metrics_port)
+
+
 def cmd_demo(args) -> int:
     _check_serve_options(args)
     from ui.server import serve  # Gradio and uvicorn take seconds to import: only the serving commands pay
@@ -300,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="ingest the bundled sample documents and serve the chat")
     _add_serve_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="the ingest writer of a cluster: keep a folder ingested (one per shared index)")
+    p.add_argument("folder")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the folder")
+    p.add_argument("--once", action="store_true", help="ingest once and exit")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("doctor", help="which decoder and embedder run on this CPU, and why (checked against float32)")
     p.add_argument("--json", action="store_true")

@@ -10,8 +10,8 @@
 #
 #   replicas   read-only on WORKSPACE/index (ASSISTANT_READ_ONLY=1); each held to its own cores with
 #              taskset, its thread pools sized to them; JSON logs; SIGTERM drains (finish, refuse new)
-#   writer     python -m assistant.watch: ingests INBOX whenever it changes; replicas pick up each
-#              commit on their next search, without a restart
+#   writer     assistant worker: ingests INBOX whenever it changes (metrics on PORT+99); replicas
+#              pick up each commit on their next search, without a restart
 #   nginx      Debian's nginx: round robin with retries for /v1, sticky cookie for the chat page;
 #              its config, logs and pid live in the run folder ($ASSISTANT_CLUSTER_DIR, default .cluster/)
 #   log        PostgreSQL: --database-url, else $DATABASE_URL, else scripts/start_postgres.sh's server
@@ -92,8 +92,8 @@ start_writer() {
   mkdir -p "$INBOX"
   if [ -z "$(ls -A "$INBOX")" ]; then cp -r "$ROOT/docs/." "$INBOX/"; rm -rf "$INBOX/images"; fi
   say "ingest writer: $INBOX -> $WORKSPACE/index"
-  DATABASE_URL="$DB_URL" nohup nice -n 10 "$PY" -u -m assistant.watch --workspace "$WORKSPACE" --folder "$INBOX" \
-    >"$RUN/writer.log" 2>&1 &
+  DATABASE_URL="$DB_URL" nohup nice -n 10 "$PY" -u -m assistant.cli --workspace "$WORKSPACE" worker "$INBOX" \
+    --metrics-port "$(( PORT + 99 ))" >"$RUN/writer.log" 2>&1 &
   echo $! >"$RUN/writer.pid"
   local deadline=$(( $(date +%s) + READY_TIMEOUT ))
   until grep -q '"event": "ingest"' "$RUN/writer.log" 2>/dev/null; do  # replicas start on an index
