@@ -81,17 +81,25 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields.get("VmRSS", 0.0), "peak_mb": fields.get("VmHWM", 0.0)}
 
 
-def steady(load: Load, seconds: float) -> dict:
-    """/v1 answers per second and latencies over a window that starts once the load is running."""
-    time.sleep(min(10.0, seconds / 4))  # every client has sent its first request
+def steady(seconds: float) -> tuple[float, float]:
+    """A measuring window that starts once every client has sent its first request."""
+    time.sleep(min(10.0, seconds / 4))
     start = time.perf_counter()
     time.sleep(seconds)
-    end = time.perf_counter()
-    calls = load.window(start, end)
+    return start, time.perf_counter()
+
+
+def throughput(calls: list[Call], start: float, end: float) -> dict:
+    """/v1 answers per second over [start, end]. Each answer counts for the share of its own time that fell
+    in the window: answers last about as long as the window under this load and finish in waves, so whole
+    completions alone would swing with where the window happens to cut a wave."""
     v1 = [c for c in calls if c.kind.startswith("v1") and c.answered]
-    return {"seconds": round(end - start, 1), "calls": len(calls), "v1_answers": len(v1),
-            "v1_answers_per_s": round(len(v1) / (end - start), 4),
-            "errors": sum(not c.ok for c in calls)}
+    share = sum(max(0.0, min(c.ended, end) - max(c.started, start)) / max(c.seconds, 1e-9) for c in v1)
+    inside = [c for c in calls if start <= c.ended <= end]
+    return {"seconds": round(end - start, 1), "calls": len(inside),
+            "v1_answers": sum(c.kind.startswith("v1") and c.answered for c in inside),
+            "v1_answer_share": round(share, 2), "v1_answers_per_s": round(share / (end - start), 4),
+            "errors": sum(not c.ok for c in inside)}
 
 
 def cites(port: int, token: str, clients: dict) -> bool:
@@ -210,16 +218,17 @@ def run(args: argparse.Namespace) -> dict:
         if not args.ci:
             result["up_1_s"] = round(cluster.up(1), 1)
             load = Load(cluster.url, clients=args.clients, max_tokens=args.max_tokens).start()
-            one = steady(load, args.window)
-            load.stop()
+            window = steady(args.window)
+            memory = [memory_mb(pid) for pid, _ in cluster.replicas()]
+            load.stop()  # the answers in flight at the window's end finish: their share counts
             calls += load.calls
-            result["one_replica"] = {**one, "memory": [memory_mb(pid) for pid, _ in cluster.replicas()]}
+            result["one_replica"] = {**throughput(load.calls, *window), "memory": memory}
             cluster.down()
         result["up_2_s"] = round(cluster.up(2), 1)
         result["replicas"] = len(cluster.replicas())
         load = Load(cluster.url, clients=args.clients, max_tokens=args.max_tokens).start()
-        two = steady(load, args.window)
-        result["two_replicas"] = {**two, "memory": [memory_mb(pid) for pid, _ in cluster.replicas()]}
+        window = steady(args.window)
+        memory = [memory_mb(pid) for pid, _ in cluster.replicas()]
         result.update(reload_after_ingest(cluster))
         victim_pid, _ = cluster.replicas()[-1]
         killed_at = time.perf_counter()
@@ -233,6 +242,7 @@ def run(args: argparse.Namespace) -> dict:
                                 "answered": sum(c.answered for c in after)}
         result["error_samples"] = sorted({f"{c.kind} {'after' if c.ended >= killed_at else 'before'} kill: "
                                           f"{c.error[:160]}" for c in load.calls if not c.ok})[:12]
+        result["two_replicas"] = {**throughput(load.calls, *window), "memory": memory}
         result["proxy_retries"] = proxy_retries(cluster.run)
         cluster.down()
     finally:

@@ -64,11 +64,6 @@ class Load:
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))
 
-    def window(self, start: float, end: float) -> list[Call]:
-        """Calls that ended inside [start, end] (perf_counter times): completions per second is throughput."""
-        with self._lock:
-            return [c for c in self.calls if start <= c.ended <= end]
-
     def _client(self, kind: str, n: int) -> None:
         send = None
         questions = itertools.cycle(QUESTIONS[n % len(QUESTIONS):] + QUESTIONS[:n % len(QUESTIONS)])
