@@ -81,12 +81,24 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields.get("VmRSS", 0.0), "peak_mb": fields.get("VmHWM", 0.0)}
 
 
-def steady(seconds: float) -> tuple[float, float]:
-    """A measuring window that starts once every client has sent its first request."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the replicas have used so far."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def steady(seconds: float, pids: list[int]) -> tuple[float, float, float]:
+    """A measuring window that starts once every client has sent its first request: (start, end, cores
+    the replicas got in it). On a shared machine the cores they got can be far fewer than they were given."""
     time.sleep(min(10.0, seconds / 4))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(pids)
     time.sleep(seconds)
-    return start, time.perf_counter()
+    end = time.perf_counter()
+    return start, end, round((cpu_seconds(pids) - cpu) / (end - start), 3)
 
 
 def throughput(calls: list[Call], start: float, end: float) -> dict:
@@ -218,16 +230,16 @@ def run(args: argparse.Namespace) -> dict:
         if not args.ci:
             result["up_1_s"] = round(cluster.up(1), 1)
             load = Load(cluster.url, clients=args.clients, max_tokens=args.max_tokens).start()
-            window = steady(args.window)
+            start, end, cores = steady(args.window, [pid for pid, _ in cluster.replicas()])
             memory = [memory_mb(pid) for pid, _ in cluster.replicas()]
             load.stop()  # the answers in flight at the window's end finish: their share counts
             calls += load.calls
-            result["one_replica"] = {**throughput(load.calls, *window), "memory": memory}
+            result["one_replica"] = {**throughput(load.calls, start, end), "cores_used": cores, "memory": memory}
             cluster.down()
         result["up_2_s"] = round(cluster.up(2), 1)
         result["replicas"] = len(cluster.replicas())
         load = Load(cluster.url, clients=args.clients, max_tokens=args.max_tokens).start()
-        window = steady(args.window)
+        start, end, cores = steady(args.window, [pid for pid, _ in cluster.replicas()])
         memory = [memory_mb(pid) for pid, _ in cluster.replicas()]
         result.update(reload_after_ingest(cluster))
         victim_pid, _ = cluster.replicas()[-1]
@@ -242,7 +254,7 @@ def run(args: argparse.Namespace) -> dict:
                                 "answered": sum(c.answered for c in after)}
         result["error_samples"] = sorted({f"{c.kind} {'after' if c.ended >= killed_at else 'before'} kill: "
                                           f"{c.error[:160]}" for c in load.calls if not c.ok})[:12]
-        result["two_replicas"] = {**throughput(load.calls, *window), "memory": memory}
+        result["two_replicas"] = {**throughput(load.calls, start, end), "cores_used": cores, "memory": memory}
         result["proxy_retries"] = proxy_retries(cluster.run)
         cluster.down()
     finally:
@@ -265,6 +277,9 @@ def run(args: argparse.Namespace) -> dict:
     base_rate = result.get("one_replica", {}).get("v1_answers_per_s")
     result["throughput_ratio"] = (round(result["two_replicas"]["v1_answers_per_s"] / base_rate, 3)
                                   if base_rate else None)
+    one_cores = result.get("one_replica", {}).get("cores_used")
+    result["cores_used_ratio"] = (round(result["two_replicas"]["cores_used"] / one_cores, 3)
+                                  if one_cores else None)  # what 2 replicas really got over what 1 got
     result["memory_per_replica_mb"] = max((m["rss_mb"] for m in result["two_replicas"]["memory"]), default=0.0)
     drop_schema(base, schema)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -291,8 +306,8 @@ def main() -> int:
     result["total_s"] = round(time.perf_counter() - started, 1)
     result["mode"] = "ci" if args.ci else "quick" if args.quick else "full"
     one, two = result.get("one_replica", {}), result["two_replicas"]
-    print(table(["replicas", "window s", "calls", "/v1 answers", "/v1 answers/s", "errors", "max RSS MB"],
-                [[n, r["seconds"], r["calls"], r["v1_answers"], r["v1_answers_per_s"], r["errors"],
+    print(table(["replicas", "window s", "cores used", "calls", "/v1 answers", "/v1 answers/s", "errors", "max RSS MB"],
+                [[n, r["seconds"], r["cores_used"], r["calls"], r["v1_answers"], r["v1_answers_per_s"], r["errors"],
                   max((m["rss_mb"] for m in r["memory"]), default=0.0)] for n, r in ((1, one), (2, two)) if r]))
     print(table(["requests", "errors", "answered", "logged", "lost", "killed", "reload s", "p50 s", "p95 s",
                  "ratio 2/1"],

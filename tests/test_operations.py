@@ -111,3 +111,14 @@ def test_json_log_lines_carry_the_request_id():
     assert line["request_id"] == "abc123" and line["event"] == "answer" and line["level"] == "info"
     plain = logging.LogRecord("x", logging.WARNING, __file__, 1, "plain %s", ("words",), None)
     assert json.loads(JsonFormatter().format(plain))["message"] == "plain words"
+
+
+def test_a_read_only_replica_refuses_to_ingest_and_still_answers(demo_bot, tmp_path):
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nA replica must not write the shared index.\n")
+    before = demo_bot.index.count
+    with launch(demo_bot, port=0, read_only=True) as srv:
+        with pytest.raises(PermissionError, match="read-only replica"):
+            srv.app.state.bot.ingest([note])
+        assert httpx.get(f"{srv.url}/ready").status_code == 200
+    assert demo_bot.index.count == before
