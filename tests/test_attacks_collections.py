@@ -166,6 +166,8 @@ def test_documents_tab_and_uploads(server, clients, bot, tmp_path):
     report = clients["bob"].predict([handle_file(str(note))], api_name="/ingest")  # no collection: his own
     assert report["added"], report
     assert bot.collections.readers_of("user-bob") == ["bob"]
+    from gradio.utils import get_upload_folder
+    assert not list(Path(get_upload_folder()).rglob(note.name))  # Gradio's cached copy is not left to be served
     assert clients["alice"].predict("LOCKERCODE8812", 5, "keyword", api_name="/search") == []
     assert clients["bob"].predict("LOCKERCODE8812", 5, "keyword", api_name="/search")
     from gradio_client.exceptions import AppError
