@@ -11,7 +11,7 @@ core with taskset, one PostgreSQL log in a fresh schema, the ingest writer), the
 The machine running it is also the load generator; on 2 cores the clients compete with the replicas.
 
     python benchmarks/bench_scale.py --quick      # < 10 min on 2 cores: 90 s windows
-    python benchmarks/bench_scale.py --ci         # 2 replicas, 8 clients, ~30 s of load (tests/test_cluster.py)
+    python benchmarks/bench_scale.py --ci         # 2 replicas, 8 clients, ~30 s of load, 24-token answers (tests/test_cluster.py)
 """
 from __future__ import annotations
 
@@ -291,16 +291,17 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="90 s windows: under 10 minutes on 2 cores")
     ap.add_argument("--ci", action="store_true", help="2 replicas only, a short window (the CI test)")
     ap.add_argument("--window", type=float, help="seconds of steady load measured per phase (default 180; "
-                    "--quick 90, --ci 20)")
+                    "--quick 90, --ci 15)")
     ap.add_argument("--after-kill", type=float, help="seconds of load after the kill (default 30; --ci 8)")
     ap.add_argument("--clients", type=int, help="default 16; --ci 8 (the CI run stays near 2 minutes)")
-    ap.add_argument("--max-tokens", type=int, default=48, help="per answer: keeps CPU answers seconds long")
+    ap.add_argument("--max-tokens", type=int, help="per answer, default 48 (--ci 24): keeps CPU answers seconds long")
     ap.add_argument("--port", type=int, default=18380)
     ap.add_argument("--json", help="also write the result here (besides benchmarks/results/scale.json)")
     args = ap.parse_args()
-    args.window = args.window or (20 if args.ci else 90 if args.quick else 180)
+    args.window = args.window or (15 if args.ci else 90 if args.quick else 180)
     args.after_kill = args.after_kill or (8 if args.ci else 20 if args.quick else 30)
     args.clients = args.clients or (8 if args.ci else 16)
+    args.max_tokens = args.max_tokens or (24 if args.ci else 48)
     started = time.perf_counter()
     result = run(args)
     result["total_s"] = round(time.perf_counter() - started, 1)

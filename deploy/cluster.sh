@@ -78,11 +78,20 @@ cores_for() {
   echo "$list"
 }
 
-wait_ready() {  # url, pid, what: wait for 200 from url while pid lives
+# GET a URL with the venv's Python (no curl needed): prints the body, exits 0 only on HTTP 200
+http_get() {
+  "$PY" -c 'import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as r: sys.stdout.write(r.read().decode())
+except Exception as e:
+    sys.stdout.write(getattr(e, "read", lambda: b"")().decode() or str(e)); sys.exit(1)' "$1"
+}
+
+wait_ready() {  # url, pid: wait for 200 from url while pid lives
   local deadline=$(( $(date +%s) + READY_TIMEOUT ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
     kill -0 "$2" 2>/dev/null || return 1
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ] && return 0
+    http_get "$1" >/dev/null 2>&1 && return 0
     sleep 1
   done
   return 1
@@ -134,7 +143,6 @@ up() {
   parse "$@"
   [ ! -f "$RUN/nginx.pid" ] || die "a cluster is already up in $RUN (deploy/cluster.sh down first)"
   command -v taskset >/dev/null || die "taskset is missing (Debian: util-linux)"
-  command -v curl >/dev/null || die "curl is missing"
   local nginx; nginx="$(find_nginx)"
   database_url
   mkdir -p "$RUN" "$WORKSPACE"
@@ -189,7 +197,7 @@ status() {
   for f in "$RUN"/replica-*.port; do
     [ -e "$f" ] || continue
     i="$(basename "$f" .port)"
-    echo "$i: pid $(cat "$RUN/$i.pid" 2>/dev/null) $(curl -s "http://127.0.0.1:$(cat "$f")/ready" || echo unreachable)"
+    echo "$i: pid $(cat "$RUN/$i.pid" 2>/dev/null) $(http_get "http://127.0.0.1:$(cat "$f")/ready" 2>/dev/null || true)"
   done
 }
 
