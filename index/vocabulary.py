@@ -20,6 +20,7 @@ from index.keyword import KeywordIndex
 
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[a-z]+")
+_JOINERS = re.compile(r"[\s_-]+")
 
 
 def posting_rows(keyword: KeywordIndex, token: str) -> np.ndarray:
@@ -78,5 +79,7 @@ def mentioned_in(term: str, text: str) -> bool:
 
 
 def spelled_in(term: str, text: str) -> bool:
-    """`term` occurs in `text` as written, case and runs of white space aside."""
-    return _SPACE.sub(" ", term.strip().lower()) in _SPACE.sub(" ", text.lower())
+    """`term` occurs in `text` as written, case and runs of white space aside; a name of several
+    words also where hyphens or underscores join them ("expire unreachable" in "--expire-unreachable")."""
+    joined = _JOINERS if " " in term.strip() else _SPACE
+    return joined.sub(" ", term.strip()).lower() in joined.sub(" ", text).lower()

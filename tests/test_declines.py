@@ -54,6 +54,7 @@ def test_a_mention_is_the_term_as_spelled_in_a_passage_the_asker_may_read():
     assert rows("rotate") == [3]  # a plain word in any form
     assert rows("http.postBuffer", np.array([True, True, False, True])) == []  # not readable: not mentioned
     assert mentioned_in("--amend", texts[0]) and mentioned_in("rotate", texts[3]) and not mentioned_in("--auto-stage-all", texts[1])
+    assert mentioned_in("expire unreachable", "git reflog expire --expire-unreachable=now")  # a name across hyphens
 
 
 class _Window:
@@ -78,6 +79,10 @@ def test_the_rules_in_order_and_their_switches():
     verdict, _ = judge("How many days are passwords kept?", [_Window("Passwords are kept in memory.")], always)
     assert verdict.rule == "quantity without a number"
     assert judge("What is fetch.retryBackoffMs?", windows, never, vocabulary=False)[0] is None
+    # several capitalised words are one name, looked for as written
+    phrase = lambda term: 0 if term == "Secure Boot" else 2  # noqa: E731
+    verdict, _ = judge("How do I enable Secure Boot on Debian?", windows, phrase)
+    assert verdict.rule == "absent term" and "“Secure Boot”" in verdict.note
 
 
 @pytest.fixture(scope="module")
