@@ -52,6 +52,10 @@ class Config:
     # Answering (see assistant/tasks/qa.py and evidence.py; figures on benchmarks/devset)
     narrow_evidence: bool = True  # hand the model the best 1-3 sentences, not whole passages: small models answer better
     evidence_sources: int = 3  # passages whose sentences compete to be the evidence; more = slower, rarely better
+    # score each sentence together with the window it would hand the model (meaning and question words of it and
+    # its neighbours), so a question in other words than the documents' more often gets the window that holds the
+    # answer; off = by the sentence's own words and meaning (and its next sentence's words), as before
+    evidence_windows: bool = True
     min_evidence: float = 0.55  # decline when no sentence scores this well for the question; higher = more declines
     min_evidence_cjk: float = 0.50  # the same for Chinese questions (scored on character bigrams: a lower scale)
     # quote the best window when the model's answer fails and it scores this well; else decline. Lower = fewer

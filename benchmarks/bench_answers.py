@@ -42,6 +42,8 @@ SETTINGS = {
     "quote only (no model)": {"answer_candidates": 0},
     # issue 20 part 3: declines from the workspace's vocabulary vs from the windows' wording
     "declines by window wording (vocabulary off)": {"decline_by_vocabulary": False},
+    # issue 20: evidence scored by each sentence alone (evidence_windows off) vs with the window it hands the model
+    "evidence by sentence (evidence_windows off)": {"evidence_windows": False},
     # the decoder rows (issue 24): the default is whatever the self-check chose on this CPU
     "decoder = transformers (float32 reference)": {"decoder": "transformers"},
     "decoder = ctranslate2-int8 (forced)": {"decoder": "ctranslate2-int8"},

@@ -16,6 +16,13 @@ A sentence is scored for how well it answers, not only for topic:
 - nothing for its own words when it only restates a question: a sentence that is itself a question,
   or that holds the user's question word for word (an FAQ's question line, a documented example of
   the question) would, quoted, read the question back instead of answering it.
+
+By default (`Config.evidence_windows`, `score_windows`) the meaning and the word coverage are half
+the sentence's own and half those of the window it would hand the model (`window`: it and the
+sentences around it): the model answers from the window, and a question asked in other words than
+the document's rarely shares them with the one sentence that holds the value ("The default value
+is 6700." after "When there are approximately more than this many loose objects ..."), while the
+window around it carries the topic's words and meaning together with the value.
 """
 from __future__ import annotations
 
@@ -127,9 +134,48 @@ def score_sentences(ctx: TaskContext, question: str, sentences: Sequence[str], c
     return own + NEXT_COVER * cover_next + bonus + prior
 
 
+def score_windows(ctx: TaskContext, question: str, sentences: Sequence[str], windows: Sequence[Sequence[int]],
+                  contexts: Sequence[str], ranks: Sequence[int]) -> np.ndarray:
+    """How well each sentence, and the window around it, answer `question` (higher is better).
+
+    The signals of `score_sentences` (embedding similarity, question-word coverage with the heading,
+    the value bonus, the retriever's order), with similarity and coverage the mean of the sentence's
+    own and its window's; `windows[i]` are the positions in `sentences` of the sentences `window`
+    hands the model for sentence i. A window's meaning is the sum of its sentences' embeddings
+    (normalised): on the dev sets it chose windows as well as embedding each window's text, at no
+    cost beyond the sentences' own embeddings. The window carries the topic's words and meaning with
+    the value that follows them; the sentence's own share keeps the best sentence (the one quoted in
+    bold) the one that answers, not a neighbour of it. A sentence that restates the question is left
+    out of the window scored, and as the best sentence gets nothing of its own: the sentence after
+    an FAQ's question line is the one to quote.
+    """
+    if not sentences:
+        return np.zeros(0)
+    vecs = np.asarray(ctx.embed([question] + list(sentences)), dtype=np.float32)
+    query, sent = vecs[0], vecs[1:]
+    echo = np.array([restates_question(question, s) for s in sentences])
+    kept = [[j for j in w if not echo[j]] if not echo[i] else [] for i, w in enumerate(windows)]
+    pooled = np.array([sent[k].sum(axis=0) if k else np.zeros_like(query) for k in kept])
+    cos_win = (pooled @ query) / np.maximum(np.linalg.norm(pooled, axis=1), 1e-9)
+    texts = [" ".join(sentences[j] for j in k) for k in kept]
+    cover = np.array([(overlap(question, f"{c} {s}") + overlap(question, f"{c} {t}")) / 2
+                      for s, t, c in zip(sentences, texts, contexts)])
+    w_cos, w_cover = WEIGHTS_CJK if has_cjk(question) else WEIGHTS
+    bonus = np.array([value_bonus(question, t) for t in texts])
+    prior = np.array([RANK_PRIOR * max(0.0, 1.0 - 0.25 * r) for r in ranks])
+    own = w_cos * (sent @ query + cos_win) / 2 + w_cover * cover
+    return np.where(echo, 0.0, own) + bonus + prior
+
+
 def window(sentences: Sequence[str], best: int, max_words: int = MAX_EVIDENCE_WORDS) -> str:
     """The best sentence with the neighbours it needs: the one before when it starts with "It"/
     "This" (or is very short), then following ones while the window stays short."""
+    lo, hi = window_bounds(sentences, best, max_words)
+    return " ".join(sentences[lo:hi + 1])
+
+
+def window_bounds(sentences: Sequence[str], best: int, max_words: int = MAX_EVIDENCE_WORDS) -> tuple[int, int]:
+    """The first and last sentence of `window` around `best`."""
     lo = hi = best
     if best > 0 and (_ANAPHOR.match(sentences[best]) or len(sentences[best].split()) < 8):
         lo = best - 1
@@ -139,12 +185,13 @@ def window(sentences: Sequence[str], best: int, max_words: int = MAX_EVIDENCE_WO
 
     while hi + 1 < len(sentences) and words(lo, hi + 1) <= max_words // 2:
         hi += 1
-    return " ".join(sentences[lo:hi + 1])
+    return lo, hi
 
 
 def narrow(ctx: TaskContext, question: str, sources: Sequence[Source], *, max_sources: int = 3,
            max_words: int = MAX_EVIDENCE_WORDS) -> list[Evidence]:
-    """The best window of each of the first `max_sources` sources, best first."""
+    """The best window of each of the first `max_sources` sources, best first (scored as windows,
+    or as sentences with `Config.evidence_windows` off)."""
     per_source = [_sentences(passage_text(s)) for s in sources[:max_sources]]
     flat, following, contexts, ranks = [], [], [], []
     for i, (src, sents) in enumerate(zip(sources, per_source)):
@@ -153,7 +200,15 @@ def narrow(ctx: TaskContext, question: str, sources: Sequence[Source], *, max_so
             following.append(sents[j + 1] if j + 1 < len(sents) else "")
             contexts.append(f"{src.title} {src.heading}")
             ranks.append(i)
-    scores = score_sentences(ctx, question, flat, contexts, ranks, following)
+    if ctx.config.evidence_windows:
+        windows, start = [], 0
+        for sents in per_source:
+            bounds = (window_bounds(sents, j, max_words) for j in range(len(sents)))
+            windows += [range(start + lo, start + hi + 1) for lo, hi in bounds]
+            start += len(sents)
+        scores = score_windows(ctx, question, flat, windows, contexts, ranks)
+    else:
+        scores = score_sentences(ctx, question, flat, contexts, ranks, following)
     found: list[Evidence] = []
     start = 0
     for i, sents in enumerate(per_source):
