@@ -138,8 +138,8 @@ def test_the_things_a_question_names_must_be_in_its_evidence():
 
 def test_a_question_about_something_the_documents_never_name_is_declined_saying_so(demo_bot):
     ans = demo_bot.ask("How do I upload the index to Bitbucket Cloud?", log=False)
-    # "Bitbucket" is in no document; "Cloud" is a common word, which says nothing on its own
-    assert ans.declined and "never mention “Bitbucket”" in ans.text and "“Cloud”" not in ans.text
+    # "Bitbucket Cloud" is in no document (as a name, or "Bitbucket" alone); "Cloud" alone would say nothing
+    assert ans.declined and "never mention “Bitbucket" in ans.text and "“Cloud”" not in ans.text
     assert not demo_bot.ask("How do I use PostgreSQL for the log?", log=False).declined  # named and found
 
 

@@ -135,7 +135,7 @@ def score_sentences(ctx: TaskContext, question: str, sentences: Sequence[str], c
 
 
 def score_windows(ctx: TaskContext, question: str, sentences: Sequence[str], windows: Sequence[Sequence[int]],
-                  contexts: Sequence[str], ranks: Sequence[int]) -> np.ndarray:
+                  contexts: Sequence[str], ranks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """How well each sentence, and the window around it, answer `question` (higher is better).
 
     The signals of `score_sentences` (embedding similarity, question-word coverage with the heading,
@@ -148,9 +148,13 @@ def score_windows(ctx: TaskContext, question: str, sentences: Sequence[str], win
     bold) the one that answers, not a neighbour of it. A sentence that restates the question is left
     out of the window scored, and as the best sentence gets nothing of its own: the sentence after
     an FAQ's question line is the one to quote.
+
+    Returns the scores and each sentence's own share (its meaning, coverage and value alone), by
+    which `narrow` picks the sentence to quote in bold inside the chosen window: the window around
+    "SYNOPSIS mkdir [OPTION]..." may hold the answer, the option line is still the one to mark.
     """
     if not sentences:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     vecs = np.asarray(ctx.embed([question] + list(sentences)), dtype=np.float32)
     query, sent = vecs[0], vecs[1:]
     echo = np.array([restates_question(question, s) for s in sentences])
@@ -164,7 +168,9 @@ def score_windows(ctx: TaskContext, question: str, sentences: Sequence[str], win
     bonus = np.array([value_bonus(question, t) for t in texts])
     prior = np.array([RANK_PRIOR * max(0.0, 1.0 - 0.25 * r) for r in ranks])
     own = w_cos * (sent @ query + cos_win) / 2 + w_cover * cover
-    return np.where(echo, 0.0, own) + bonus + prior
+    alone = w_cos * (sent @ query) + w_cover * np.array([overlap(question, f"{c} {s}") for s, c in zip(sentences, contexts)]) \
+        + np.array([value_bonus(question, s) for s in sentences])
+    return np.where(echo, 0.0, own) + bonus + prior, np.where(echo, -1.0, alone)
 
 
 def window(sentences: Sequence[str], best: int, max_words: int = MAX_EVIDENCE_WORDS) -> str:
@@ -206,17 +212,19 @@ def narrow(ctx: TaskContext, question: str, sources: Sequence[Source], *, max_so
             bounds = (window_bounds(sents, j, max_words) for j in range(len(sents)))
             windows += [range(start + lo, start + hi + 1) for lo, hi in bounds]
             start += len(sents)
-        scores = score_windows(ctx, question, flat, windows, contexts, ranks)
+        scores, alone = score_windows(ctx, question, flat, windows, contexts, ranks)
     else:
-        scores = score_sentences(ctx, question, flat, contexts, ranks, following)
+        scores = alone = score_sentences(ctx, question, flat, contexts, ranks, following)
     found: list[Evidence] = []
     start = 0
     for i, sents in enumerate(per_source):
         if sents:
             local = scores[start:start + len(sents)]
             best = int(np.argmax(local))
+            lo, hi = window_bounds(sents, best, max_words)
+            marked = lo + int(np.argmax(alone[start + lo:start + hi + 1]))  # the window's own best sentence
             src = sources[i]
-            found.append(Evidence(i, window(sents, best, max_words), sents[best], float(local[best]),
+            found.append(Evidence(i, window(sents, best, max_words), sents[marked], float(local[best]),
                                   about=f"{src.title} {src.heading} {src.path}"))
         start += len(sents)
     return sorted(found, key=lambda e: -e.score)
