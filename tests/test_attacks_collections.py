@@ -171,8 +171,11 @@ def test_documents_tab_and_uploads(server, clients, bot, tmp_path):
     assert clients["alice"].predict("LOCKERCODE8812", 5, "keyword", api_name="/search") == []
     assert clients["bob"].predict("LOCKERCODE8812", 5, "keyword", api_name="/search")
     from gradio_client.exceptions import AppError
+    refused = tmp_path / "bob-refused.md"
+    refused.write_text("# Bob's try\n\nA note for the hr collection.\n")
     with pytest.raises(AppError, match="may not add documents"):
-        clients["bob"].predict([handle_file(str(note))], "hr", api_name="/ingest")
+        clients["bob"].predict([handle_file(str(refused))], "hr", api_name="/ingest")
+    assert not list(Path(get_upload_folder()).rglob(refused.name))  # a refused upload is not kept either
 
 
 def test_logs_export_rated_only(server, bot):

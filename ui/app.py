@@ -238,7 +238,14 @@ class ChatHandlers:
         return gr.update(choices=names, value=own, visible=True)
 
     def _ingest(self, files, folder: str, progress=None, *, user: str | None = None, collection: str | None = None):
-        collection = self.upload_collection(user, collection)
+        try:
+            collection = self.upload_collection(user, collection)
+        except PermissionError:  # refused whole: Gradio's cached copies would otherwise stay servable by URL
+            for f in files or []:
+                src, _ = _file_path_and_name(f)
+                if inside(src, get_upload_folder()):
+                    discard_upload(src, get_upload_folder())
+            raise
         uploads = replace(self.uploads, root=self.uploads.root / collection) if collection else self.uploads
         paths: list[Path] = []
         rejected: list[tuple[str, str]] = []
