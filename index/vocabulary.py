@@ -47,8 +47,7 @@ def mention_rows(keyword: KeywordIndex, text_of: Callable[[int], str], term: str
     if not tokens:
         return np.zeros(0, dtype=np.int64)
     rows: np.ndarray | None = None
-    for token in sorted(tokens, key=lambda t: len(posting_rows(keyword, t))):  # rarest first
-        found = posting_rows(keyword, token)
+    for found in sorted((posting_rows(keyword, t) for t in tokens), key=len):  # rarest first
         rows = found if rows is None else np.intersect1d(rows, found, assume_unique=True)
         if not len(rows):
             return rows

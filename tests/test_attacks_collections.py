@@ -18,21 +18,13 @@ import httpx
 import pytest
 
 from assistant import Assistant
+from leak_marks import INCIDENT_MARKS, SALARY_MARKS, leaks
 from ui.server import launch
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = Path(__file__).parent / "fixtures" / "collections"  # handbook (shared), salary bands (hr), incident (oncall)
-# Anything of the salary bands a non-reader could be shown: words, numbers, its title and file name.
-SALARY_MARKS = ["ZEPHYRQUILL", "118,000", "91,000", "band E5", "27 days", "Salary bands", "salary-bands"]
-INCIDENT_MARKS = ["MARMOTFALCON", "4711", "03:12", "write-ahead", "incident-4711", "database failover"]
 KEYS = {"alice": "key-alice-5b1f9c2e7d4a", "bob": "key-bob-9c2e5b1f03a8", "carol": "key-carol-7d4a03a85b1f"}
 LOGINS = {"alice": "wonderland", "bob": "builder"}
-
-
-def leaks(payload, marks: list[str]) -> list[str]:
-    """The marks found anywhere in a response (its text, sources, titles, paths), case-insensitively."""
-    text = (payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)).lower()
-    return [m for m in marks if m.lower() in text]
 
 
 @pytest.fixture(scope="module")

@@ -162,14 +162,13 @@ def score_windows(ctx: TaskContext, question: str, sentences: Sequence[str], win
     pooled = np.array([sent[k].sum(axis=0) if k else np.zeros_like(query) for k in kept])
     cos_win = (pooled @ query) / np.maximum(np.linalg.norm(pooled, axis=1), 1e-9)
     texts = [" ".join(sentences[j] for j in k) for k in kept]
-    cover = np.array([(overlap(question, f"{c} {s}") + overlap(question, f"{c} {t}")) / 2
-                      for s, t, c in zip(sentences, texts, contexts)])
+    cover_own = np.array([overlap(question, f"{c} {s}") for s, c in zip(sentences, contexts)])
+    cover = (cover_own + np.array([overlap(question, f"{c} {t}") for t, c in zip(texts, contexts)])) / 2
     w_cos, w_cover = WEIGHTS_CJK if has_cjk(question) else WEIGHTS
     bonus = np.array([value_bonus(question, t) for t in texts])
     prior = np.array([RANK_PRIOR * max(0.0, 1.0 - 0.25 * r) for r in ranks])
     own = w_cos * (sent @ query + cos_win) / 2 + w_cover * cover
-    alone = w_cos * (sent @ query) + w_cover * np.array([overlap(question, f"{c} {s}") for s, c in zip(sentences, contexts)]) \
-        + np.array([value_bonus(question, s) for s in sentences])
+    alone = w_cos * (sent @ query) + w_cover * cover_own + np.array([value_bonus(question, s) for s in sentences])
     return np.where(echo, 0.0, own) + bonus + prior, np.where(echo, -1.0, alone)
 
 
