@@ -71,6 +71,9 @@ class Config:
     # mention (an identifier as spelled, a word that is not common English) declines; capitals and hyphens
     # do not make common words names. Off: the window rule alone, as before issue 20.
     decline_by_vocabulary: bool = True
+    # hand-written rules to switch off, by name, comma-separated ("number-bonus,page-name"): every rule of the
+    # answer pipeline is listed, with what it protects against and its measured effect, in assistant/tasks/rules.py
+    rules_off: str = ""
     summary_style: str = "checked"  # a summary with no form asked for: "checked" (the document's opening sentences + one key point per section, quoted and cited: faithful, instant) | "generated" (the model writes it all, map-reduce over long documents: for bigger models)
     # Log
     database_url: str = ""  # empty = SQLite file log.db in the workspace; or postgresql://...
@@ -109,6 +112,11 @@ class Config:
             if value != getattr(default, f.name) and f.name != "openai_api_key":
                 lines.append(f"{f.name} = {_toml_value(value)}")
         atomic_write_text(workspace / CONFIG_FILE, "\n".join(lines) + "\n")
+
+    def __post_init__(self) -> None:
+        from assistant.tasks.rules import disabled
+
+        disabled(self.rules_off)  # an unknown rule name is an error now, not a rule silently left on
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -56,7 +56,7 @@ def workspace_for(manuals: list[str], lang: str) -> Path:
     if not root.is_dir():
         sys.exit(f"{root} is missing: build the corpus first (python3 benchmarks/devset/build_corpus.py)")
     ws = RESULTS / f"devset-ws-{lang}-{'-'.join(sorted(manuals)) or 'all'}"
-    if not (ws / "index").exists():
+    if not (ws / "index" / "CURRENT").exists():  # (an ingest stopped half-way left no CURRENT: ingest again)
         staging = ws.with_suffix(".docs") / lang
         for m in manuals or [p.name for p in root.iterdir() if p.is_dir()]:
             shutil.copytree(root / m, staging / m, dirs_exist_ok=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.tasks.answerability import (RULES, distinctive_terms, identifier_terms, is_common, judge,
-                                           uncommon_words)
+from assistant.tasks.answerability import distinctive_terms, identifier_terms, is_common, judge, uncommon_words
+from assistant.tasks.rules import RULES
 from index.keyword import KeywordIndex
 from index.vocabulary import mention_rows, mentioned_in
 
@@ -39,7 +39,7 @@ def test_common_words_are_never_names_whatever_their_case():
     assert uncommon_words("Docker 容器默认的日志驱动是什么？") == ["Docker"]  # a Latin name in a Chinese question
     assert distinctive_terms("How do I ALTER ROLE on Secure Boot?") == []
     assert distinctive_terms("How do I encrypt it with git-crypt over HTTP/2?") == ["git-crypt", "HTTP/2"]
-    assert {r.name for r in RULES} == {"absent term", "distinctive term not in the windows", "quantity without a number"}
+    assert {"absent-term", "term-not-in-windows", "quantity-without-number"} <= {r.name for r in RULES}
 
 
 def test_a_mention_is_the_term_as_spelled_in_a_passage_the_asker_may_read():
@@ -67,22 +67,22 @@ def test_the_rules_in_order_and_their_switches():
     never = lambda term: 0  # noqa: E731  a workspace that mentions nothing
     always = lambda term: 2  # noqa: E731
     verdict, kept = judge("What is the default of fetch.retryBackoffMs?", windows, never)
-    assert verdict.rule == "absent term" and "“fetch.retryBackoffMs”" in verdict.note and kept == []
+    assert verdict.rule == "absent-term" and "“fetch.retryBackoffMs”" in verdict.note and kept == []
     verdict, kept = judge("How long does the CREDENTIAL CACHE keep a non-sequential PASSWORD?", windows, always)
     assert verdict is None and kept == windows
     # before issue 20 the capitals made names of common words that the window must hold
     verdict, _ = judge("How long does git REMEMBER my PASSWORD?", windows, always, vocabulary=False)
-    assert verdict is not None and verdict.rule == "distinctive term not in the windows"
+    assert verdict is not None and verdict.rule == "term-not-in-windows"
     assert judge("How long does git REMEMBER my PASSWORD?", windows, always)[0] is None
     verdict, _ = judge("Which git command uploads to Bitbucket?", windows, always)
-    assert verdict.rule == "distinctive term not in the windows" and "“Bitbucket”" in verdict.note
+    assert verdict.rule == "term-not-in-windows" and "“Bitbucket”" in verdict.note
     verdict, _ = judge("How many days are passwords kept?", [_Window("Passwords are kept in memory.")], always)
-    assert verdict.rule == "quantity without a number"
+    assert verdict.rule == "quantity-without-number"
     assert judge("What is fetch.retryBackoffMs?", windows, never, vocabulary=False)[0] is None
     # several capitalised words are one name, looked for as written
     phrase = lambda term: 0 if term == "Secure Boot" else 2  # noqa: E731
     verdict, _ = judge("How do I enable Secure Boot on Debian?", windows, phrase)
-    assert verdict.rule == "absent term" and "“Secure Boot”" in verdict.note
+    assert verdict.rule == "absent-term" and "“Secure Boot”" in verdict.note
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def git_bot(tmp_path_factory):
 ])
 def test_an_identifier_the_manual_never_mentions_is_declined(git_bot, question):
     ans = git_bot.ask(question, log=False)
-    assert ans.declined and ans.extra["reason"] == "absent term", ans.text
+    assert ans.declined and ans.extra["reason"] == "absent-term", ans.text
     assert "The documents never mention" in ans.text
 
 

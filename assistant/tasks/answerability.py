@@ -1,7 +1,8 @@
 """Can the documents answer this question? The rules that decline before the model is asked.
 
 Each rule below has a name, the failure it protects against, and what it did on the development set
-(benchmarks/devset; figures in `RULES`). They are the only answer-level rules that decide a decline;
+(benchmarks/devset; figures in `assistant.tasks.rules.RULES`, where every rule of the pipeline is
+listed). They are the only answer-level rules that decide a decline;
 retrieval relevance and the evidence score gate (`Config.min_relevance`, `min_evidence`) come first
 and are general, not rules.
 
@@ -36,30 +37,6 @@ from foundation.text import STOPWORDS, has_cjk, stem
 DECLINE_ABSENT = "The documents never mention {terms}."
 DECLINE_NOT_IN_WINDOWS = "The passages that come closest never mention {terms}."
 DECLINE_NO_QUANTITY = "The passages that come closest give no number for it."
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    protects_against: str
-    measured: str
-
-
-# Measured with benchmarks/bench_answers.py (git + Debian FAQ, default models, Intel Xeon, 2 busy cores):
-# qa_en.jsonl (103 answerable, 19 unanswerable) and qa_paraphrase.jsonl (the same facts asked in other
-# words: 32 + 15), these rules against the ones before (every capitalised or hyphenated word in a window).
-RULES = (
-    Rule("absent term", "answering a question about something the documents never mention with the default "
-         "of something else",
-         "with the two rules below, against the rules before: unanswerable declined qa_paraphrase 0.667 -> 0.933, "
-         "qa_en 0.895 -> 0.684 (two-factor, CI, HTTPS, English: common words, now left to the evidence gate); "
-         "answerable wrongly declined qa_paraphrase 0.250 -> 0.094, qa_en 0.039 -> 0.029; strict accuracy unchanged "
-         "(0.156, 0.495)"),
-    Rule("distinctive term not in the windows", "quoting a window about another thing when retrieval missed the "
-         "one passage that names it", "part of the row above"),
-    Rule("quantity without a number", "answering 'how many' with a sentence that gives no number",
-         "issue 13: on the dev set it turned 'can contain only one SELECT statement' answers into declines"),
-)
 
 
 @dataclass(frozen=True)
@@ -254,33 +231,35 @@ def quoted(terms: Sequence[str]) -> str:
 
 
 def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | None, *,
-          vocabulary: bool = True, in_windows: bool = True) -> tuple[Verdict | None, list]:
+          vocabulary: bool = True, in_windows: bool = True, off: frozenset[str] = frozenset()
+          ) -> tuple[Verdict | None, list]:
     """The first rule that declines `question`, and the windows that survive the rules.
 
     `windows` are evidence windows (`.text`, `.about`), best first; `mentions(term)` counts the
     readable passages that mention a term. `vocabulary` (Config.decline_by_vocabulary) on: the
     absent-term rule, and only distinctive terms must be in the windows; off: the rules before
     issue 20 (every named term, capitals and hyphens included, must be in a window). `in_windows`
-    (Config.match_named_terms) switches the window and quantity rules.
+    (Config.match_named_terms) switches the window and quantity rules; `off` names rules switched
+    off one by one (`Config.rules_off`).
     """
     kept = list(windows)
-    if vocabulary and mentions is not None:
+    if vocabulary and mentions is not None and "absent-term" not in off:
         missing = absent_terms(question, mentions)
         if missing:
-            return Verdict("absent term", DECLINE_ABSENT.format(terms=quoted(missing))), []
+            return Verdict("absent-term", DECLINE_ABSENT.format(terms=quoted(missing))), []
     if not in_windows:
         return None, kept
     terms = distinctive_terms(question) if vocabulary else named_terms(question)
-    if terms:
+    if terms and "term-not-in-windows" not in off:
         misses = [unmatched_terms(question, f"{w.text} {w.about}", terms) for w in kept]
         named = [w for w, miss in zip(kept, misses) if not miss]
         if not named:
-            return Verdict("distinctive term not in the windows",
+            return Verdict("term-not-in-windows",
                            DECLINE_NOT_IN_WINDOWS.format(terms=quoted(misses[0]))), []
         kept = named
-    if asks_for_quantity(question):
+    if asks_for_quantity(question) and "quantity-without-number" not in off:
         counted = [w for w in kept if states_quantity(w.text)]
         if not counted:
-            return Verdict("quantity without a number", DECLINE_NO_QUANTITY), []
+            return Verdict("quantity-without-number", DECLINE_NO_QUANTITY), []
         kept = counted
     return None, kept

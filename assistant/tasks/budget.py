@@ -12,6 +12,7 @@ import numpy as np
 
 from assistant.grounding import overlap
 from foundation.text import has_cjk
+from assistant.tasks import rules
 from assistant.tasks.base import TaskContext
 from assistant.types import Source
 from index.doc_ranking import name_words, spelled_out
@@ -67,11 +68,13 @@ def rank_passages(ctx: TaskContext, query: str, hits: Sequence[Source]) -> list[
     cos = vecs[1:] @ vecs[0]
     lex = np.array([overlap(query, f"{h.title} {h.heading} {t}") for h, t in zip(hits, texts)])
     retr = np.array([max(0.0, 1.0 - 0.05 * i) for i in range(len(hits))])  # trust the retriever a little
-    # A passage of the page the question names ("git tag" -> git-tag(1)) keeps the lead search gave it.
+    # A passage of the page the question names ("git tag" -> git-tag(1)) keeps the lead search gave it
+    # (rule named-page-lead).
     named = np.array([bool(spelled_out(query, name_words(h.title, h.path))) for h in hits], dtype=np.float64)
     # The default embedder reads little Chinese: for a Chinese question, character bigrams lead.
     w_cos, w_lex = (0.25, 0.65) if has_cjk(query) else (0.55, 0.35)
-    score = w_cos * cos + w_lex * lex + 0.10 * retr + NAMED_PAGE * named
+    lead = NAMED_PAGE if "named-page-lead" not in rules.disabled(ctx.config.rules_off) else 0.0
+    score = w_cos * cos + w_lex * lex + 0.10 * retr + lead * named
     return sorted(((i, float(s)) for i, s in enumerate(score)), key=lambda x: -x[1])
 
 

@@ -11,7 +11,8 @@ A sentence is scored for how well it answers, not only for topic:
   user typed are usually in the answer's sentence);
 - a small bonus when the question asks for a value ("how many", "default", "which option"; in
   Chinese also "怎样/如何": on manual pages the way to do something is an option) and the
-  sentence carries one (a number, an option such as `--force`, an identifier);
+  sentence carries one (a number, an option such as `--force`, an identifier): the rules
+  number-bonus and option-bonus of `assistant.tasks.rules`;
 - a small prior for the retriever's order;
 - nothing for its own words when it only restates a question: a sentence that is itself a question,
   or that holds the user's question word for word (an FAQ's question line, a documented example of
@@ -33,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from assistant.grounding import overlap, split_sentences
+from assistant.tasks import rules
 from assistant.tasks.base import TaskContext
 from assistant.tasks.budget import passage_text
 from assistant.types import Source
@@ -50,12 +52,6 @@ VALUE_BONUS = 0.16
 RANK_PRIOR = 0.30
 NEXT_COVER = 0.20  # the next sentence's coverage of the question, and half its value bonus
 
-_NUMBER_Q = re.compile(r"\b(how (many|much|long|big|large|often|old)|maximum|minimum|max|min|limit|default|"
-                       r"size|number of|version|port|percent|what year|when)\b|多少|几|最大|最小|默认", re.I)
-_OPTION_Q = re.compile(r"\b(option|flag|switch|command|argument|parameter|setting|variable|function|"
-                       r"keyword|pragma|which|what)\b|选项|参数|命令|怎样|怎么|如何", re.I)
-_HAS_NUMBER = re.compile(r"\d")
-_HAS_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z]+_[A-Za-z_]+\b|`[^`]+`|\b[a-z]+\.[a-z]+\b")
 _SPACES = re.compile(r"\s+")
 # A line that only names an option and its argument: "-f, --follow[={name|descriptor}]",
 # "-i[SUFFIX], --in-place[=SUFFIX]", "-l, --list [signal]", "--symbolic", "-n NUM".
@@ -94,12 +90,13 @@ def _sentences(text: str) -> list[str]:
     return [s if len(s) <= MAX_SENTENCE_CHARS else s[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …" for s in out]
 
 
-def value_bonus(question: str, sentence: str) -> float:
-    """A nudge towards sentences that carry the kind of value the question asks for."""
+def value_bonus(question: str, sentence: str, off: frozenset[str] = frozenset()) -> float:
+    """A nudge towards sentences that carry the kind of value the question asks for (rules
+    number-bonus and option-bonus, unless named in `off`)."""
     bonus = 0.0
-    if _NUMBER_Q.search(question) and _HAS_NUMBER.search(sentence):
+    if "number-bonus" not in off and rules.ASKS_NUMBER.search(question) and rules.HAS_NUMBER.search(sentence):
         bonus += VALUE_BONUS
-    if _OPTION_Q.search(question) and _HAS_OPTION.search(sentence):
+    if "option-bonus" not in off and rules.ASKS_OPTION.search(question) and rules.HAS_OPTION.search(sentence):
         bonus += VALUE_BONUS / 2
     return bonus
 
@@ -124,7 +121,8 @@ def score_sentences(ctx: TaskContext, question: str, sentences: Sequence[str], c
     cover = np.array([overlap(question, f"{c} {s}") for s, c in zip(sentences, contexts)])
     cover_next = np.array([overlap(question, f) if f else 0.0 for f in following])
     w_cos, w_cover = WEIGHTS_CJK if has_cjk(question) else WEIGHTS
-    bonus = np.array([value_bonus(question, s) + 0.5 * (value_bonus(question, f) if f else 0.0)
+    off = rules.disabled(ctx.config.rules_off)
+    bonus = np.array([value_bonus(question, s, off) + 0.5 * (value_bonus(question, f, off) if f else 0.0)
                       for s, f in zip(sentences, following)])
     prior = np.array([RANK_PRIOR * max(0.0, 1.0 - 0.25 * r) for r in ranks])
     # An echo of the question keeps only what its neighbour and position give it: its own words
@@ -165,10 +163,11 @@ def score_windows(ctx: TaskContext, question: str, sentences: Sequence[str], win
     cover_own = np.array([overlap(question, f"{c} {s}") for s, c in zip(sentences, contexts)])
     cover = (cover_own + np.array([overlap(question, f"{c} {t}") for t, c in zip(texts, contexts)])) / 2
     w_cos, w_cover = WEIGHTS_CJK if has_cjk(question) else WEIGHTS
-    bonus = np.array([value_bonus(question, t) for t in texts])
+    off = rules.disabled(ctx.config.rules_off)
+    bonus = np.array([value_bonus(question, t, off) for t in texts])
     prior = np.array([RANK_PRIOR * max(0.0, 1.0 - 0.25 * r) for r in ranks])
     own = w_cos * (sent @ query + cos_win) / 2 + w_cover * cover
-    alone = w_cos * (sent @ query) + w_cover * cover_own + np.array([value_bonus(question, s) for s in sentences])
+    alone = w_cos * (sent @ query) + w_cover * cover_own + np.array([value_bonus(question, s, off) for s in sentences])
     return np.where(echo, 0.0, own) + bonus + prior, np.where(echo, -1.0, alone)
 
 

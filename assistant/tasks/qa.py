@@ -24,7 +24,7 @@ from typing import Iterator
 from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
 from assistant.tasks.budget import closest_list, fit_text, passage_text, prompt_budget, rank_passages, relevance
-from assistant.tasks import answerability
+from assistant.tasks import answerability, rules
 from assistant.tasks.evidence import Evidence, narrow
 from assistant.tasks.streams import until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
@@ -59,9 +59,6 @@ QUOTE_CHUNK_WORDS = 6
 # A line that carries on a sentence begun before it ("$ git commit --amend" + "which will replace
 # the old commit ..."): a quote does not start there when it can start later.
 _CONTINUES = re.compile(r"^(?:[(,;]|(?:which|and|or|but|so|that|where|whereas|while|because|with|without|to|for|of)\b)")
-# "Which command / tool / file ...?": the answer is often the name of the page the quote comes from.
-_ASKS_FOR_NAME = re.compile(r"^\s*(which|what)\s+(?:[\w'-]+\s+){0,3}?(command|tool|utility|program|binary|file|hook|"
-                            r"subcommand|function|pragma)s?\b|哪个命令|什么命令|哪个工具|哪个程序|哪个文件|什么文件", re.I)
 
 
 @dataclass
@@ -99,13 +96,15 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     if not (req.query or req.text).strip():
         raise ValueError("empty question: type a question about your documents")
     yield Status("searching the documents")
+    off = rules.disabled(ctx.config.rules_off)
     found = plan(ctx, req)
     chinese = has_cjk(req.text)
     gate = ctx.config.min_evidence_cjk if chinese else ctx.config.min_evidence
     if found is not None and found.evidence:
         verdict, found.evidence = answerability.judge(
             question_for_evidence(req), found.evidence, ctx.mentions,
-            vocabulary=ctx.config.decline_by_vocabulary, in_windows=ctx.config.match_named_terms)
+            vocabulary=ctx.config.decline_by_vocabulary, in_windows=ctx.config.match_named_terms,
+            off=off)
         if verdict is not None:
             yield from _decline(req, found.sources, found.relevance, verdict.rule, note=verdict.note)
             return
@@ -115,7 +114,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
                                                              else "no sentence answers it"))
         return
     if chinese and not ctx.config.generate_cjk:
-        yield from _quote(req, found, reason="chinese")
+        yield from _quote(req, found, reason="chinese", off=off)
         return
     for n, ev in enumerate(found.evidence[:ctx.config.answer_candidates]):
         sources = _cited_first(found.sources, ev.source)
@@ -125,7 +124,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         if checks:
             answer = _answer(req, found, sources, checks, candidate=n + 1)
             if ctx.config.quote_evidence:
-                quote = _evidence_quote(ev, answer.text, _page_name(req.text, sources[0], answer.text))
+                quote = _evidence_quote(ev, answer.text, _page_name(req.text, sources[0], answer.text, off))
                 if quote:
                     yield TextDelta(quote)
                     answer.text += quote
@@ -134,7 +133,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
             yield Result(answer)
             return
     if found.evidence[0].score >= ctx.config.min_quote:
-        yield from _quote(req, found, reason="unsupported")
+        yield from _quote(req, found, reason="unsupported", off=off)
     else:  # neither the model nor a strong sentence: most often the documents do not answer it
         yield from _decline(req, found.sources, found.relevance, "no supported answer")
 
@@ -198,14 +197,17 @@ def _shown(sentence: str, count: int) -> str:
     return ("" if count == 1 else " ") + grounding.strip_citations(sentence) + " [1]"
 
 
-def _page_name(question: str, source: Source, answer: str) -> str:
+def _page_name(question: str, source: Source, answer: str, off: frozenset[str] = frozenset()) -> str:
     """The cited page's name ("git-fsck", "useradd") when the question asks which command, tool or
     file and the answer does not name it yet: on a manual's page about a command, the page's own
     text says what it does, not what it is called. Only a one-word title is a name: a title such
     as "Pragma statements supported by SQLite" describes a page, and quoting it only pushes the
-    answer out of the quote (held-out set: one answer lost that way)."""
+    answer out of the quote (held-out set: one answer lost that way). Rule page-name, unless named
+    in `off`."""
+    if "page-name" in off:
+        return ""
     name = bare_title(source.title)
-    if not name or " " in name or not _ASKS_FOR_NAME.search(question) or name.lower() in answer.lower():
+    if not name or " " in name or not rules.ASKS_FOR_NAME.search(question) or name.lower() in answer.lower():
         return ""
     return name
 
@@ -301,14 +303,14 @@ def _answer(req: TaskRequest, found: Plan, sources: list[Source], checks: list[S
                                            "candidate": candidate, "evidence_score": round(found.evidence[0].score, 4)})
 
 
-def _quote(req: TaskRequest, found: Plan, *, reason: str) -> Iterator[Event]:
+def _quote(req: TaskRequest, found: Plan, *, reason: str, off: frozenset[str] = frozenset()) -> Iterator[Event]:
     """The best evidence window itself, cited: the document's words when the model's are not.
     Whole sentences (`quote_sentences`), the best one in bold."""
     best = found.evidence[0]
     chosen = quote_sentences(best, QUOTE_WORDS) or [_words_at_most(grounding.strip_citations(best.sentence), QUOTE_WORDS)]
     sentence = _marked(chosen, best.sentence)
     sources = _cited_first(found.sources, best.source)
-    page = _page_name(req.text, sources[0], sentence)
+    page = _page_name(req.text, sources[0], sentence, off)
     sentence = f"{page}: {sentence}" if page else sentence
     text = f"{sentence} [1]"
     words = text.split(" ")

@@ -1,0 +1,108 @@
+"""Where the answer is lost: retrieval, the choice of window, or the answer written from it.
+
+For each answerable question of a development set, without calling the model:
+- passage: the answer string occurs in one of the top_k passages read (and in the first);
+- window first: it occurs in the evidence window ranked first (what the model is handed, and what
+  is quoted): the issue's target "answer window ranked first for >= 70 %";
+- window any: it occurs in one of the evidence windows (the model may try the next one);
+- deeper: it occurs in one of the first 20 passages (what a wider candidate pool could reach).
+
+    python benchmarks/bench_windows.py --qa benchmarks/devset/qa_paraphrase.jsonl
+    python benchmarks/bench_windows.py --manuals handbook --qa benchmarks/devset/qa_handbook.jsonl
+
+Rows compare settings in the same run (against the default). Prints a table and writes
+benchmarks/results/bench_windows.json (with each question's outcome for the default setting).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _common import median, table, write_result  # noqa: E402
+from bench_answers import DEVSET, workspace_for  # noqa: E402
+
+from assistant import Assistant  # noqa: E402
+from assistant.context import WorkspaceContext  # noqa: E402
+from assistant.evaluation.answers import read_items  # noqa: E402
+from assistant.evaluation.metrics import normalise  # noqa: E402
+from assistant.tasks import qa  # noqa: E402
+from assistant.tasks.base import TaskRequest  # noqa: E402
+
+SETTINGS: dict[str, dict] = {
+    "default": {},
+    "evidence by sentence (evidence_windows off)": {"evidence_windows": False},
+    "4 passages scored": {"evidence_sources": 4},
+    "8 passages scored": {"top_k": 8, "evidence_sources": 8},
+    "12 passages scored": {"top_k": 12, "evidence_sources": 12},
+}
+DEEP = 20
+
+
+def holds(text: str, answers: list[str]) -> bool:
+    flat = normalise(text)
+    return any(normalise(a) and normalise(a) in flat for a in answers)
+
+
+def measure(bot: Assistant, items: list) -> tuple[dict, list[dict]]:
+    rows = []
+    for item in items:
+        ctx = WorkspaceContext(bot.index, bot.config, bot.generator(), "qa")
+        req = TaskRequest(text=item.question, query=item.question, k=bot.config.top_k)
+        t0 = time.perf_counter()
+        found = qa.plan(ctx, req)
+        ms = (time.perf_counter() - t0) * 1000
+        sources = found.sources if found else []
+        evidence = found.evidence if found else []
+        deep = ctx.retrieve(item.question, DEEP)
+        first_passage = next((i for i, s in enumerate(sources) if holds(s.text, item.answers)), None)
+        rows.append({"id": item.id, "question": item.question,
+                     "passage_any": first_passage is not None, "passage_first": first_passage == 0,
+                     "window_first": bool(evidence) and holds(evidence[0].text, item.answers),
+                     "window_any": any(holds(e.text, item.answers) for e in evidence),
+                     "deep_any": any(holds(s.text, item.answers) for s in deep),
+                     "first_window": evidence[0].text[:300] if evidence else "", "plan_ms": round(ms, 1)})
+    n = max(1, len(rows))
+    share = {key: round(sum(r[key] for r in rows) / n, 3)
+             for key in ("passage_first", "passage_any", "window_first", "window_any", "deep_any")}
+    share["median_plan_ms"] = round(median([r["plan_ms"] for r in rows]) or 0.0, 1)
+    return share, rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manuals", nargs="*", default=["git", "debian-faq"])
+    ap.add_argument("--qa", default=str(DEVSET / "qa_en.jsonl"))
+    ap.add_argument("--lang", default="en")
+    ap.add_argument("--only", nargs="*", help="run only these settings (names as in the table)")
+    args = ap.parse_args()
+    items = [i for i in read_items(args.qa) if i.answerable]
+    manuals = {json.loads(line).get("id"): json.loads(line).get("manual")
+               for line in Path(args.qa).read_text(encoding="utf-8").splitlines() if line.strip()}
+    items = [i for i in items if args.lang != "en" or manuals.get(i.id) in (None, *args.manuals)]
+    ws = workspace_for(args.manuals if args.lang == "en" else [], args.lang)
+    results, per_question = {}, {}
+    for name, changes in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
+        bot = Assistant.open(ws)
+        bot.config = bot.config.replace(**changes)
+        results[name], per_question[name] = measure(bot, items)
+        bot.close()
+    keys = ["passage_first", "passage_any", "window_first", "window_any", "deep_any", "median_plan_ms"]
+    print(f"{len(items)} answerable questions from {Path(args.qa).name}")
+    print(table(["setting", *keys], [[name, *[r[k] for k in keys]] for name, r in results.items()]))
+    print("wrote", write_result("bench_windows", {"qa": Path(args.qa).name, "manuals": args.manuals,
+                                                  "questions": len(items), "results": results,
+                                                  "per_question": per_question}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

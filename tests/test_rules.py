@@ -1,0 +1,67 @@
+"""The hand-written rules of the answer pipeline are listed in one place, named, documented with
+their measured effect, switchable by name, and each does something that switching it off undoes."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from assistant.config import Config
+from assistant.tasks import qa, rules
+from assistant.tasks.answerability import judge
+from assistant.tasks.evidence import value_bonus
+from assistant.types import Source
+
+
+def test_every_rule_is_named_documented_and_points_at_its_code():
+    names = [r.name for r in rules.RULES]
+    assert len(names) == len(set(names)) == len(rules.NAMES)
+    for rule in rules.RULES:
+        assert rule.protects_against and rule.measured, rule.name
+        module, _, function = rule.where.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), function)), rule.where
+
+
+def test_rules_are_switched_off_by_name_and_a_typo_is_an_error():
+    assert rules.disabled(" page-name, number-bonus ,") == {"page-name", "number-bonus"}
+    assert rules.active(Config(), "page-name") and not rules.active(Config(rules_off="page-name"), "page-name")
+    with pytest.raises(ValueError, match="known: .*number-bonus"):
+        Config(rules_off="number-bonuses")
+    with pytest.raises(ValueError, match="page-nme"):
+        Config.load(__import__("pathlib").Path("/nonexistent"), env={"ASSISTANT_RULES_OFF": "page-nme"})
+
+
+def test_value_bonuses_and_their_switches():
+    q_number, q_option = "How many entries does the cache keep?", "Which option lists all files, hidden ones too?"
+    assert value_bonus(q_number, "The cache keeps 64 entries.") > 0
+    assert value_bonus(q_number, "The cache keeps 64 entries.", frozenset({"number-bonus"})) == 0
+    assert value_bonus(q_number, "The cache evicts the oldest entry first.") == 0  # no number stated: no bonus
+    assert value_bonus(q_option, "-a, --all do not ignore entries starting with .") > 0
+    assert value_bonus(q_option, "-a, --all do not ignore entries", frozenset({"option-bonus"})) == 0
+    assert value_bonus("显示隐藏文件要用什么选项？", "-a, --all 列出所有文件") > 0  # the Chinese question pattern
+
+
+def test_page_name_rule_and_its_switch():
+    page = Source(path="git/git-fsck.html", title="git-fsck(1)", locator="", snippet="", score=1.0)
+    question, answer = "Which command verifies the connectivity of the objects?", "Verifies the connectivity."
+    assert qa._page_name(question, page, answer) == "git-fsck"
+    assert qa._page_name(question, page, answer, frozenset({"page-name"})) == ""
+    assert qa._page_name("How do I verify the objects?", page, answer) == ""  # not a which-command question
+
+
+class _Window:
+    def __init__(self, text: str, about: str = ""):
+        self.text, self.about = text, about
+
+
+@pytest.mark.parametrize("question, mentions, rule", [
+    ("What is the default of fetch.retryBackoffMs?", lambda t: 0, "absent-term"),
+    ("Which git command uploads to Bitbucket?", lambda t: 2, "term-not-in-windows"),
+    ("How many days are passwords kept?", lambda t: 2, "quantity-without-number"),
+])
+def test_each_decline_rule_declines_and_its_switch_stops_it(question, mentions, rule):
+    windows = [_Window("Passwords are kept in memory by the credential cache.", "git-credential-cache")]
+    verdict, _ = judge(question, windows, mentions)
+    assert verdict is not None and verdict.rule == rule
+    verdict, _ = judge(question, windows, mentions, off=frozenset({rule}))
+    assert verdict is None or verdict.rule != rule
