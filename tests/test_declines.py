@@ -34,6 +34,8 @@ def test_common_words_are_never_names_whatever_their_case():
     assert not is_common("Bitbucket") and not is_common("flatpak") and not is_common("Docker")
     assert uncommon_words("How do I ALTER ROLE for a non-sequential page fetch?") == []
     assert uncommon_words("How long is my login kept?") == []  # lowercase words are a paraphrase's, never checked
+    assert uncommon_words("How do I see the changes I've staged?") == []  # a contraction is not a name
+    assert uncommon_words("What is Bitbucket's default?") == ["Bitbucket"]
     assert identifier_terms("Should I use git-crypt or a read-only non-sequential fetch?") == ["git-crypt"]
     assert uncommon_words("Which command pushes to Bitbucket Cloud?") == ["Bitbucket"]
     assert uncommon_words("Docker 容器默认的日志驱动是什么？") == ["Docker"]  # a Latin name in a Chinese question

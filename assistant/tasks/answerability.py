@@ -60,6 +60,7 @@ _IDENTIFIER = re.compile(
     r"|(\b(?=[A-Za-z-]*\d)(?=[\d-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b)")  # letters and digits: sqlite3, utf8mb4
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
 SHOUTED_LETTERS = 5  # an all-capitals word longer than this is emphasis ("ENCRYPT"), not an acronym ("LFS", "GNOME")
+_CLITIC = re.compile(r"(?:n't|'(?:s|ve|re|ll|d|m|t))$", re.I)  # "I've", "Debian's", "don't": the word before it counts
 _VERSIONISH = re.compile(r"^v?\d+(?:[.-]\d+)*[a-z]?$", re.I)  # 3.2, v2, 10-2: numbers, not names
 
 
@@ -111,7 +112,7 @@ def uncommon_words(question: str) -> list[str]:
     chinese = has_cjk(question)
     out = []
     for n, word in enumerate(_WORD.findall(re.sub(r"`[^`]*`", " ", question))):
-        for p in (x for x in word.split("-") if len(x) > 1):  # a compound: each part on its own
+        for p in (x for x in _CLITIC.sub("", word).split("-") if len(x) > 1):  # a compound: each part on its own
             shouted = p.isupper() and len(p) > SHOUTED_LETTERS
             named = chinese or (not shouted and (any(c.isupper() for c in p[1:]) or (p[0].isupper() and n > 0)))
             if named and p not in _QUESTION_WORDS and not is_common(p) and p not in covered:
