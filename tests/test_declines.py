@@ -81,6 +81,14 @@ def test_the_rules_in_order_and_their_switches():
     verdict, _ = judge("How many days are passwords kept?", [_Window("Passwords are kept in memory.")], always)
     assert verdict.rule == "quantity-without-number"
     assert judge("What is fetch.retryBackoffMs?", windows, never, vocabulary=False)[0] is None
+    # a name the window misses but its page holds is the question's context, not another topic
+    grub = [_Window("Run update-grub to regenerate the configuration after a change.", "Booting")]
+    question = "I changed a setting in /etc/default/grub. What regenerates grub.cfg?"
+    assert judge(question, grub, always)[0].rule == "term-not-in-windows"
+    page = lambda w: "Settings live in /etc/default/grub; grub.cfg is generated from them."  # noqa: E731
+    verdict, kept = judge(question, grub, always, page_text=page)
+    assert verdict is None and kept == grub
+    assert judge(question, grub, always, page_text=lambda w: "Booting Debian.")[0].rule == "term-not-in-windows"
     # several capitalised words are one name, looked for as written
     phrase = lambda term: 0 if term == "Secure Boot" else 2  # noqa: E731
     verdict, _ = judge("How do I enable Secure Boot on Debian?", windows, phrase)

@@ -11,7 +11,7 @@ a thing by its own words ("non-sequential page fetch", "ALTER ROLE" in capitals)
 answered; a question about something the documents never mention (`max_parallel_foo`,
 `--auto-stage-all`, "Bitbucket") is declined whatever the windows say.
 
-- absent term: in no passage the asker may read, an identifier-shaped term (snake_case, an option,
+- absent term (absent-term): in no passage the asker may read, an identifier-shaped term (snake_case, an option,
   `name()`, a dotted or camelCase name, a path, a word with digits, a hyphenated name with a
   non-English part such as git-crypt, anything in backticks) spelled as written; a name of several
   capitalised words as written ("Secure Boot", "Docker Hub"); or a capitalised word that is not
@@ -19,10 +19,12 @@ answered; a question about something the documents never mention (`max_parallel_
   in them), nor a word shouted in capitals. "Common" is the bundled MiniLM's WordPiece vocabulary
   (30,522 entries, English); a Chinese question's Latin-script words are all checked, its Chinese
   words never (no such list ships for Chinese).
-- distinctive term not in the windows: a name that the workspace does mention, but none of the
-  windows chosen: retrieval found passages about something else ("Bitbucket Cloud" in git's docs
-  once, in none of the passages about pushing).
-- quantity without a number: "how many"/"which port" answered by windows that state no number.
+- term not in the windows (term-not-in-windows): a name that the workspace does mention, but none
+  of the windows chosen nor the pages they come from: retrieval found passages about something
+  else ("Bitbucket Cloud" in git's docs once, in no page about pushing). A name on the window's
+  page is the question's context ("I changed /etc/default/grub ...") and does not decline.
+- quantity without a number (quantity-without-number): "how many"/"which port" answered by
+  windows that state no number.
 """
 from __future__ import annotations
 
@@ -232,8 +234,8 @@ def quoted(terms: Sequence[str]) -> str:
 
 
 def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | None, *,
-          vocabulary: bool = True, in_windows: bool = True, off: frozenset[str] = frozenset()
-          ) -> tuple[Verdict | None, list]:
+          vocabulary: bool = True, in_windows: bool = True, off: frozenset[str] = frozenset(),
+          page_text: Callable[[object], str] | None = None) -> tuple[Verdict | None, list]:
     """The first rule that declines `question`, and the windows that survive the rules.
 
     `windows` are evidence windows (`.text`, `.about`), best first; `mentions(term)` counts the
@@ -241,7 +243,10 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
     absent-term rule, and only distinctive terms must be in the windows; off: the rules before
     issue 20 (every named term, capitals and hyphens included, must be in a window). `in_windows`
     (Config.match_named_terms) switches the window and quantity rules; `off` names rules switched
-    off one by one (`Config.rules_off`).
+    off one by one (`Config.rules_off`). `page_text(window)`, when given, is the text of the page
+    the window comes from: a term the window misses but its page mentions is the question's context
+    ("I changed /etc/default/grub; what regenerates grub.cfg?" is answered by a window about
+    update-grub on the page that names the file), not a sign that retrieval found another thing.
     """
     kept = list(windows)
     if vocabulary and mentions is not None and "absent-term" not in off:
@@ -253,7 +258,8 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
     terms = distinctive_terms(question) if vocabulary else named_terms(question)
     if terms and "term-not-in-windows" not in off:
         misses = [unmatched_terms(question, f"{w.text} {w.about}", terms) for w in kept]
-        named = [w for w, miss in zip(kept, misses) if not miss]
+        named = [w for w, miss in zip(kept, misses)
+                 if not miss or (page_text is not None and not unmatched_terms(question, page_text(w), miss))]
         if not named:
             return Verdict("term-not-in-windows",
                            DECLINE_NOT_IN_WINDOWS.format(terms=quoted(misses[0]))), []

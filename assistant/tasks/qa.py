@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from assistant import grounding
 from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest, TextDelta
@@ -104,7 +104,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         verdict, found.evidence = answerability.judge(
             question_for_evidence(req), found.evidence, ctx.mentions,
             vocabulary=ctx.config.decline_by_vocabulary, in_windows=ctx.config.match_named_terms,
-            off=off)
+            off=off, page_text=_page_texts(ctx, found.sources))
         if verdict is not None:
             yield from _decline(req, found.sources, found.relevance, verdict.rule, note=verdict.note)
             return
@@ -136,6 +136,23 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
         yield from _quote(req, found, reason="unsupported", off=off)
     else:  # neither the model nor a strong sentence: most often the documents do not answer it
         yield from _decline(req, found.sources, found.relevance, "no supported answer")
+
+
+def _page_texts(ctx: TaskContext, sources: list[Source]) -> Callable[[Evidence], str]:
+    """The whole text of the page an evidence window comes from (read once per page, on demand):
+    where the decline rules look for a name the window itself does not hold."""
+    pages: dict[str, str] = {}
+
+    def text(ev: Evidence) -> str:
+        path = sources[ev.source].path
+        if path not in pages:
+            try:
+                chunks = ctx.document_chunks(path)
+            except KeyError:  # a page removed since the search: only the window counts
+                chunks = []
+            pages[path] = " ".join(f"{c.title} {c.heading} {c.text}" for c in chunks)
+        return pages[path]
+    return text
 
 
 def _cited_first(sources: list[Source], index: int) -> list[Source]:
