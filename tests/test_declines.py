@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.tasks.answerability import distinctive_terms, identifier_terms, is_common, judge, uncommon_words
+from assistant.tasks.answerability import (capitalised_words, distinctive_terms, identifier_terms, is_common, judge,
+                                           uncommon_words)
 from assistant.tasks.rules import RULES
 from index.keyword import KeywordIndex
 from index.vocabulary import mention_rows, mentioned_in
@@ -36,6 +37,9 @@ def test_common_words_are_never_names_whatever_their_case():
     assert uncommon_words("How long is my login kept?") == []  # lowercase words are a paraphrase's, never checked
     assert uncommon_words("How do I see the changes I've staged?") == []  # a contraction is not a name
     assert uncommon_words("What is Bitbucket's default?") == ["Bitbucket"]
+    assert capitalised_words("What port does the Cockpit web console listen on?") == ["Cockpit"]
+    assert capitalised_words("How Do I Reset The Password?") == []  # Title Case: the capitals name nothing
+    assert capitalised_words("I changed it. Then what?") == []  # a sentence's first word
     assert identifier_terms("Should I use git-crypt or a read-only non-sequential fetch?") == ["git-crypt"]
     assert uncommon_words("Which command pushes to Bitbucket Cloud?") == ["Bitbucket"]
     assert uncommon_words("Docker 容器默认的日志驱动是什么？") == ["Docker"]  # a Latin name in a Chinese question
