@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from assistant.tasks.answerability import (capitalised_words, distinctive_terms, identifier_terms, is_common, judge,
-                                           uncommon_words)
+                                           name_phrases, uncommon_words)
 from assistant.tasks.rules import RULES
 from index.keyword import KeywordIndex
 from index.vocabulary import mention_rows, mentioned_in
@@ -40,6 +40,9 @@ def test_common_words_are_never_names_whatever_their_case():
     assert capitalised_words("What port does the Cockpit web console listen on?") == ["Cockpit"]
     assert capitalised_words("How Do I Reset The Password?") == []  # Title Case: the capitals name nothing
     assert capitalised_words("I changed it. Then what?") == []  # a sentence's first word
+    assert capitalised_words("How many dimensions can an SQLite R*Tree index have?") == []  # "Tree" is part of a name
+    assert name_phrases("How many dimensions can an SQLite R*Tree index have?") == []  # two names, not "SQLite R Tree"
+    assert name_phrases("How do I ALTER ROLE in Microsoft Office?") == ["ALTER ROLE", "Microsoft Office"]
     assert identifier_terms("Should I use git-crypt or a read-only non-sequential fetch?") == ["git-crypt"]
     assert uncommon_words("Which command pushes to Bitbucket Cloud?") == ["Bitbucket"]
     assert uncommon_words("Docker 容器默认的日志驱动是什么？") == ["Docker"]  # a Latin name in a Chinese question

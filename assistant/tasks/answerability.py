@@ -206,20 +206,25 @@ def name_phrases(question: str) -> list[str]:
     "Microsoft Office", "ALTER ROLE". Common words make up many names; together, as written, they
     are as specific as a made-up word ("Secure Boot" is in no Debian FAQ page, "secure" and "boot"
     are in many). Not in a question written in Title Case or capitals throughout."""
-    words = _TERM.findall(question)
+    found = list(_TERM.finditer(question))
+    words = [m.group(0) for m in found]
     if has_cjk(question) or not words:
         return []
     capitalised = [i > 0 and w[0].isupper() and w not in _QUESTION_WORDS for i, w in enumerate(words)]
     if sum(capitalised) > len(words) / 2:  # Title Case or SHOUTING: the capitals name nothing
         return []
+    # A name's words stand apart, one space between them: "SQLite R*Tree" is two names, not "SQLite R Tree".
+    glued = [question[m.end():m.end() + 1] in ("*", "+") or question[m.start() - 1:m.start()] in ("*", "+")
+             for m in found]
     runs, run = [], []
-    for word, cap in zip(words, capitalised):
-        if cap:
+    for i, word in enumerate(words):
+        joins = bool(run) and question[found[i - 1].end():found[i].start()] == " "
+        if capitalised[i] and not glued[i] and (joins or not run):
             run.append(word)
             continue
         if len(run) > 1:
             runs.append(" ".join(run))
-        run = []
+        run = [word] if capitalised[i] and not glued[i] else []
     if len(run) > 1:
         runs.append(" ".join(run))
     return runs
@@ -252,7 +257,10 @@ def capitalised_words(question: str) -> list[str]:
     out = []
     for m in words:
         word = m.group(0)
+        before = question[m.start() - 1:m.start()]
         if _SENTENCE_START.search(question[:m.start()]) or word in _QUESTION_WORDS:
+            continue
+        if before and not (before.isspace() or before in "\"'(“"):  # part of a longer name: "R*Tree"
             continue
         if word[0].isupper() and word[1:].islower() and is_common(word):
             out.append(word)
