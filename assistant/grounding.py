@@ -39,6 +39,8 @@ _IDENTIFIER_RE = re.compile(
 # Words of the prompt's own instructions ("The assistant can answer in one sentence: ..."): a model
 # sentence made of these and the question's words reads the prompt back.
 _PROMPT_WORDS = frozenset("assistant sentence sentences above numbered texts passages".split())
+_SPOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+READ_BACK_WORDS = 6  # a sentence that opens with the question's first six words is the question again
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|my|mine)\b")
 _COPULA = re.compile(r"\b(?:is|are|was|were|means|refers to)\b", re.I)
 _YES_NO = re.compile(r"^\W*(?:yes|no)\b", re.I)
@@ -95,12 +97,17 @@ def says_nothing(sentence: str, question: str, instruction: str = "") -> bool:
     the user nothing: "The data page for Brin is a data page that stores information about the BRIN
     data page." (circular: the subject again, plus two words), "The default fillfactor is only used
     if I set one." (the user's own voice, nothing new), "The assistant can answer in one sentence"
-    (the instruction). A sentence is kept when it adds content words (stemmed) that neither the
-    question nor the instruction holds; a yes/no answer always is.
+    (the instruction), "I need a dummy package that does nothing but satisfy a dependency on ..."
+    (the question read back, then words of the passage). A sentence is kept when it adds content
+    words (stemmed) that neither the question nor the instruction holds and does not open with the
+    question's first six words; a yes/no answer always is.
     """
     sentence = strip_citations(sentence)
     if _YES_NO.match(sentence):
         return False
+    opening = _SPOKEN.findall(question.lower())[:READ_BACK_WORDS]
+    if len(opening) == READ_BACK_WORDS and _SPOKEN.findall(sentence.lower())[:READ_BACK_WORDS] == opening:
+        return True  # the question read back ("I need a dummy package that does nothing but ..."), then more
     known = {stem(t) for t in content_tokens(f"{question} {instruction}")} | _PROMPT_WORDS
     said = [stem(t) for t in content_tokens(sentence)]
     new = {t for t in said if t not in known}

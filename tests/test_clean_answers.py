@@ -144,6 +144,9 @@ def test_the_instruction_read_back_is_not_shown(models):
     ("The default fillfactor is only used if I set one.", "What is the default fillfactor?"),
     ("The assistant can answer in one sentence.", "How do I undo the last commit?"),
     ("Git daemon listens on a port by default.", "Which port does git daemon listen on by default?"),
+    ("I need a dummy package that does nothing but satisfy a dependency on a package installed outside the "
+     "scope of the packaging system.", "I need a dummy package that does nothing but satisfy a dependency. "
+     "Which Debian tool builds such fake packages?"),
 ])
 def test_sentences_that_say_nothing(sentence, question):
     assert says_nothing(sentence, question, INSTRUCTION)
