@@ -11,10 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from assistant.grounding import overlap
-from foundation.text import has_cjk
 from assistant.tasks import rules
 from assistant.tasks.base import TaskContext
 from assistant.types import Source
+from foundation.text import has_cjk
 from index.doc_ranking import name_words, spelled_out
 
 PROMPT_OVERHEAD = 48  # chat-template tokens around the messages (role markers, BOS, separators)
