@@ -235,7 +235,9 @@ def absent_terms(question: str, mentions: Callable[[str], int]) -> list[str]:
     that no readable passage mentions."""
     candidates = (identifier_terms(question) + name_phrases(question) + uncommon_words(question)
                   + capitalised_words(question))
-    return [t for t in dict.fromkeys(candidates) if mentions(t) == 0]
+    missing = [t for t in dict.fromkeys(candidates) if mentions(t) == 0]
+    # a word of a longer missing name says nothing more ("Bitbucket Cloud", not also "Cloud")
+    return [t for t in missing if not any(t != o and re.search(rf"(?<!\w){re.escape(t)}(?!\w)", o) for o in missing)]
 
 
 _SENTENCE_START = re.compile(r"(?:^|[.?!:;]\s+)[\"'(“]?$")
@@ -282,7 +284,8 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
     issue 20 (every named term, capitals and hyphens included, must be in a window). `in_windows`
     (Config.match_named_terms) switches the window and quantity rules; `off` names rules switched
     off one by one (`Config.rules_off`). `page_text(window)`, when given, is the text of the page
-    the window comes from: a term the window misses but its page mentions is the question's context
+    the window comes from: when no window names the terms, one whose page does is kept, for a term
+    the window misses but its page mentions is the question's context
     ("I changed /etc/default/grub; what regenerates grub.cfg?" is answered by a window about
     update-grub on the page that names the file), not a sign that retrieval found another thing.
     """
@@ -296,8 +299,9 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
     terms = distinctive_terms(question) if vocabulary else named_terms(question)
     if terms and "term-not-in-windows" not in off:
         misses = [unmatched_terms(question, f"{w.text} {w.about}", terms) for w in kept]
-        named = [w for w, miss in zip(kept, misses)
-                 if not miss or (page_text is not None and not unmatched_terms(question, page_text(w), miss))]
+        named = [w for w, miss in zip(kept, misses) if not miss]
+        if not named and page_text is not None:  # no window names them: are they the pages' context?
+            named = [w for w, miss in zip(kept, misses) if not unmatched_terms(question, page_text(w), miss)]
         if not named:
             return Verdict("term-not-in-windows",
                            DECLINE_NOT_IN_WINDOWS.format(terms=quoted(misses[0]))), []
