@@ -14,7 +14,13 @@ the same run on its own workspace (built once by `bench_answers.workspace_for`):
     python benchmarks/bench_ablation.py --sets handbook zh --rows default page-name
 
 Prints a table per figure and writes benchmarks/results/bench_ablation.json after each cell (a
-long run that is stopped keeps what it measured), with every question's outcome for the rows.
+long run that is stopped keeps what it measured, and --resume skips the cells it holds), with
+every question's outcome for the rows.
+
+A rule's row re-asks only the questions the rule can act on (`can_apply`: a question that asks no
+number cannot get the number bonus, one that spells out no page's name cannot get its lead); the
+others take the default row's outcome, which is exactly what they would get (greedy decoding, the
+same code path). So the rule rows cost minutes, and their latency column is mostly the default's.
 """
 from __future__ import annotations
 
@@ -35,7 +41,10 @@ from bench_answers import DEVSET, workspace_for  # noqa: E402
 
 from assistant import Assistant  # noqa: E402
 from assistant.evaluation.answers import evaluate  # noqa: E402
+from assistant.evaluation.metrics import median  # noqa: E402
+from assistant.tasks import answerability, rules  # noqa: E402
 from assistant.tasks.rules import RULES  # noqa: E402
+from index import doc_ranking  # noqa: E402
 
 SETS = {  # name: (question file, manuals of the workspace and whose questions are asked, language)
     "git+faq": ("qa_en.jsonl", ["git", "debian-faq"], "en"),
@@ -50,6 +59,7 @@ ROWS.update({
     "evidence by sentence (evidence_windows off)": {"evidence_windows": False},
     "declines by window wording (decline_by_vocabulary off)": {"decline_by_vocabulary": False},
     "no quote under the answer (quote_evidence off)": {"quote_evidence": False},
+    "one window for the model (answer_candidates 1)": {"answer_candidates": 1},
     "quote only, no model (answer_candidates 0)": {"answer_candidates": 0},
 })
 FIGURES = ["strict_accuracy", "citation_accuracy", "declined_unanswerable", "false_declines", "median_latency_ms"]
@@ -67,14 +77,53 @@ def questions_for(name: str) -> Path:
     return path
 
 
+def can_apply(rule: str, question: str, bot: Assistant) -> bool:
+    """Whether switching `rule` off could change this question's answer (False: it cannot)."""
+    if rule == "number-bonus":
+        return bool(rules.ASKS_NUMBER.search(question))
+    if rule == "option-bonus":
+        return bool(rules.ASKS_OPTION.search(question))
+    if rule == "page-name":
+        return bool(rules.ASKS_FOR_NAME.search(question))
+    if rule == "quantity-without-number":
+        return answerability.asks_for_quantity(question)
+    if rule == "term-not-in-windows":
+        return bool(answerability.distinctive_terms(question))
+    if rule == "absent-term":
+        return bool(answerability.absent_terms(question, bot.index.mentions))
+    if rule == "named-page-lead":
+        return bool(doc_ranking.named_documents(bot.index._current(), question))
+    return True
+
+
+def figures(per_question: list[dict]) -> dict:
+    """The figures of `assistant.evaluation.answers.summarise`, from per-question outcomes."""
+    answerable = [q for q in per_question if q["answerable"]]
+    unanswerable = [q for q in per_question if not q["answerable"]]
+    answered = [q for q in answerable if q["cited_right"] is not None]
+
+    def rate(num: int, den: int) -> float | None:
+        return round(num / den, 4) if den else None
+
+    return {"questions": len(per_question), "answerable": len(answerable), "unanswerable": len(unanswerable),
+            "strict_accuracy": rate(sum(q["correct"] for q in answerable), len(answerable)),
+            "citation_accuracy": rate(sum(bool(q["cited_right"]) for q in answered), len(answered)),
+            "declined_unanswerable": rate(sum(q["declined"] for q in unanswerable), len(unanswerable)),
+            "false_declines": rate(sum(q["declined"] for q in answerable), len(answerable)),
+            "median_latency_ms": round(median([q["latency_ms"] for q in per_question]) or 0.0, 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
     ap.add_argument("--rows", nargs="*", help="row names as in the table (or a rule's name); default: all")
     ap.add_argument("--limit", type=int, help="questions per set (a quick look, not a figure)")
+    ap.add_argument("--resume", action="store_true", help="keep the cells the last run measured")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"result file (default {OUT})")
     args = ap.parse_args()
     wanted = [r for r in ROWS if not args.rows or r in args.rows or r.removesuffix(" off") in args.rows]
-    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    out = args.out
+    previous = json.loads(out.read_text()) if args.resume and out.exists() else {}
     from foundation.machine import cpu, describe
 
     result = {"benchmark": "bench_ablation", "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -82,25 +131,38 @@ def main() -> int:
               "per_question": previous.get("per_question", {})}
     workspaces = {name: workspace_for(SETS[name][1], SETS[name][2]) for name in args.sets}
     files = {name: questions_for(name) for name in args.sets}
-    for row in wanted:
-        for name in args.sets:
-            bot = Assistant.open(workspaces[name])
-            bot.config = bot.config.replace(**ROWS[row])
+    keep = ("id", "answerable", "declined", "correct", "cited_right", "latency_ms")
+    for name in args.sets:  # one assistant per set, its settings changed per row (an assistant per cell grew to 21 GB)
+        bot = Assistant.open(workspaces[name])
+        base = bot.config
+        for row in wanted:
+            if args.resume and name in result["cells"].get(row, {}):
+                continue
+            bot.config = base.replace(**ROWS[row])
             t0 = time.perf_counter()
-            measured = evaluate(bot, files[name], limit=args.limit)
-            bot.close()
-            cell = dict(measured["all"], seconds=round(time.perf_counter() - t0, 1))
+            rule = ROWS[row].get("rules_off")
+            default = {q["id"]: q for q in result["per_question"].get("default", {}).get(name, [])}
+            asked = files[name]
+            if rule and default:  # only the questions the rule can act on; the rest keep the default's outcome
+                lines = [line for line in asked.read_text(encoding="utf-8").splitlines() if line.strip()]
+                lines = [line for line in lines if can_apply(rule, json.loads(line)["question"], bot)]
+                asked = asked.with_name(f"{asked.stem}-{rule}.jsonl")
+                asked.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            measured = evaluate(bot, asked, limit=args.limit)["per_question"] if asked.read_text().strip() else []
+            outcomes = {q["id"]: {k: q[k] for k in keep} for q in measured}
+            merged = [outcomes.get(i, d) for i, d in default.items()] if rule and default else list(outcomes.values())
+            cell = dict(figures(merged), asked=len(measured), seconds=round(time.perf_counter() - t0, 1))
             result["cells"].setdefault(row, {})[name] = cell
-            result["per_question"].setdefault(row, {})[name] = [
-                {k: q[k] for k in ("id", "declined", "correct", "cited_right")} for q in measured["per_question"]]
+            result["per_question"].setdefault(row, {})[name] = merged
             result["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            OUT.write_text(json.dumps(result, indent=1, ensure_ascii=False))
-            print(f"{row} | {name}: " + ", ".join(f"{k} {cell[k]}" for k in FIGURES), flush=True)
+            out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+            print(f"{row} | {name}: asked {len(measured)}, " + ", ".join(f"{k} {cell[k]}" for k in FIGURES), flush=True)
+        bot.close()
     for figure in FIGURES:
         print(f"\n{figure}")
         print(table(["row", *args.sets], [[row, *[result["cells"].get(row, {}).get(s, {}).get(figure, "-")
                                                   for s in args.sets]] for row in wanted]))
-    print("wrote", OUT)
+    print("wrote", out)
     return 0
 
 
