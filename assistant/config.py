@@ -114,6 +114,7 @@ class Config:
         atomic_write_text(workspace / CONFIG_FILE, "\n".join(lines) + "\n")
 
     def __post_init__(self) -> None:
+        # imported here: assistant.tasks loads every task, which a bare Config must not pull in at import
         from assistant.tasks.rules import disabled
 
         disabled(self.rules_off)  # an unknown rule name is an error now, not a rule silently left on
