@@ -153,8 +153,10 @@ def test_a_how_many_question_needs_a_number_in_its_evidence(demo_bot):
     assert states_quantity("defaults to 9418") and states_quantity("prune --expire 2.weeks.ago")
     assert states_quantity("up to 64KB") and states_quantity("起始10行内容") and states_quantity("twenty")
     assert not states_quantity("open it with sqlite3_open() on x86") and not states_quantity("one of these")
+    # declined: the windows that name GPUs give no number; another window of the page that does
+    # ("--epochs 3") is kept by the page rule and still scores below the evidence gate
     ans = demo_bot.ask("How many GPUs does fine-tuning use?", log=False)
-    assert ans.declined and "no number" in ans.text, ans.text
+    assert ans.declined and ans.extra["reason"] in ("quantity-without-number", "no sentence answers it"), ans.text
     assert not demo_bot.ask("How many passages are shown as sources by default?", log=False).declined
 
 

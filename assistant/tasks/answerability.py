@@ -284,10 +284,11 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
     issue 20 (every named term, capitals and hyphens included, must be in a window). `in_windows`
     (Config.match_named_terms) switches the window and quantity rules; `off` names rules switched
     off one by one (`Config.rules_off`). `page_text(window)`, when given, is the text of the page
-    the window comes from: when no window names the terms, one whose page does is kept, for a term
-    the window misses but its page mentions is the question's context
+    the window comes from: a term the window misses but its page mentions is the question's context
     ("I changed /etc/default/grub; what regenerates grub.cfg?" is answered by a window about
     update-grub on the page that names the file), not a sign that retrieval found another thing.
+    Such windows stay in their order (measured on the handbook set, keeping only the windows that
+    name the term when any does lost two answers: the PPTP port 1723 and the 3.0 (quilt) format).
     """
     kept = list(windows)
     if vocabulary and mentions is not None and "absent-term" not in off:
@@ -299,9 +300,8 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
     terms = distinctive_terms(question) if vocabulary else named_terms(question)
     if terms and "term-not-in-windows" not in off:
         misses = [unmatched_terms(question, f"{w.text} {w.about}", terms) for w in kept]
-        named = [w for w, miss in zip(kept, misses) if not miss]
-        if not named and page_text is not None:  # no window names them: are they the pages' context?
-            named = [w for w, miss in zip(kept, misses) if not unmatched_terms(question, page_text(w), miss)]
+        named = [w for w, miss in zip(kept, misses)
+                 if not miss or (page_text is not None and not unmatched_terms(question, page_text(w), miss))]
         if not named:
             return Verdict("term-not-in-windows",
                            DECLINE_NOT_IN_WINDOWS.format(terms=quoted(misses[0]))), []
