@@ -132,11 +132,15 @@ def test_from_log_without_the_assistant_says_how_to_run_it(tiny_model, tmp_path,
 
 
 @pytest.mark.parametrize("how", ["exception", "signal"])
-def test_ctrl_c_checkpoints_the_finished_steps_and_says_how_to_resume(tiny_model, tmp_path, caplog, how):
+def test_ctrl_c_checkpoints_the_finished_steps_and_says_how_to_resume(tiny_model, tmp_path, caplog, how, request):
     """Ctrl-C (a real SIGINT, or KeyboardInterrupt from a callback) after step 2 of 5: a checkpoint of
     step 2, a message with --resume, and the resumed run ends where an uninterrupted one does."""
     import signal
 
+    # Python's own Ctrl-C handler, whatever the suite was started with (a background job of a
+    # non-interactive shell starts with SIGINT ignored, which a user's Ctrl-C never meets)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, before))
     common = dict(method="full", max_steps=5, eval_qa_examples=0, register=False, val_fraction=0.0)
     whole = train(tiny_config(tiny_model, output=tmp_path / "whole", **common))
     infos = []
