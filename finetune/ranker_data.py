@@ -5,6 +5,7 @@ index's chunks (path, heading, text):
   * question: a heading that is itself a question (FAQ style, "How do I build a source package?");
   * heading: any other section heading, as a query for its section ("Rebasing merges"); a heading
     that many pages share ("OPTIONS") is prefixed with its page's first heading so it names one place;
+    a definition's term ("-n, --dry-run", which heads its definition and starts it) is not one;
   * cloze: a sentence that states a value, option or name, its key term blanked ("The default is ___
     kilobytes"), as a query for the rest of its chunk (the inverse cloze task, Lee et al. 2019).
 The positive is shown without what gives the answer away (the heading's last part, the sentence),
@@ -27,6 +28,7 @@ import numpy as np
 from finetune.errors import DataError
 from finetune.split import split
 from index.ingest import embed_text
+from index.sections import defined_term
 from index.keyword import KeywordIndex
 from index.store import current_generation, load_latest
 
@@ -97,6 +99,8 @@ def heading_queries(chunks: list[dict]) -> list[RankQuery]:
         pages_with_leaf[heading] += 1
     out = []
     for (path, heading), row in first.items():
+        if defined_term(heading, chunks[row]["text"]):
+            continue  # a definition's term ("-n, --dry-run") is its passage's first line: no query, a copy
         leaf = heading_leaf(heading)
         words = leaf.split()
         if not (1 <= len(words) <= 30) or len(leaf) < 4:

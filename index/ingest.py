@@ -18,7 +18,7 @@ from foundation.text import search_tokens
 from index.budget import LoadLimits
 from index.chunking import Chunk, TokenCounter, chunk_document
 from index.keyword import KeywordIndex
-from index.sections import LoadError
+from index.sections import LoadError, reader_version
 from index.scan import scan, sha256_bytes, under
 from index.collections import SHARED
 from index.store import DocumentInfo, State, now_iso, write_generation
@@ -112,7 +112,7 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path], rep
     """(file number, Changed or None) per file: None when it is unchanged (skipped) or unreadable (failed).
 
     Lazy, one file's bytes at a time. A file chunked with other sizes is re-chunked even when
-    unchanged, so granularities do not mix. An unchanged file asked into another `collection` is
+    unchanged, so granularities do not mix; so is one read by an older version of its loader. An unchanged file asked into another `collection` is
     recorded in `moves` (and reported as updated).
     """
     moves = {} if moves is None else moves
@@ -127,7 +127,8 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path], rep
     for n, path in enumerate(files, start=1):
         key = str(path)
         old = base.documents.get(key)
-        rechunk = old is not None and (old.chunk_tokens, old.chunk_overlap) != (index.chunk_tokens, index.chunk_overlap)
+        rechunk = old is not None and ((old.chunk_tokens, old.chunk_overlap) != (index.chunk_tokens, index.chunk_overlap)
+                                       or old.reader != reader_version(old.file_type))
         try:
             st = path.stat()
             if st.st_size > index.max_file_bytes:
@@ -191,7 +192,8 @@ def _load_one(index: IngestTarget, item: Changed, report: IngestReport, collecti
         return None
     label = collection or (item.old.collection if item.old is not None else SHARED)
     info = DocumentInfo(key, doc.title, doc.file_type, len(chunks), item.digest, item.stat.st_size,
-                        item.stat.st_mtime_ns, now_iso(), index.chunk_tokens, index.chunk_overlap, label)
+                        item.stat.st_mtime_ns, now_iso(), index.chunk_tokens, index.chunk_overlap, label,
+                        reader_version(doc.file_type))
     return Loaded(info, chunks, replaces=item.old is not None)
 
 

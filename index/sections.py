@@ -8,6 +8,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+# The version of what each format's loader hands the chunker: raised when a loader's output
+# changes for files that did not (html 2: definition lists became sections led by their term), so
+# the next ingest reads those files again instead of skipping them as unchanged.
+READER_VERSIONS = {"html": 2}
+
+
+def reader_version(file_type: str) -> int:
+    return READER_VERSIONS.get(file_type, 1)
+
+
+def defined_term(heading: str, text: str) -> str:
+    """The term a passage defines ("-p, --patch") when it is one, else "".
+
+    A definition list's term heads its definition's section and is its first line
+    (`index.html_loader`), so it is the heading path's last part and the passage starts with it;
+    no other passage starts with its heading (a heading is not in its section's text)."""
+    term = heading.rsplit(" > ", 1)[-1].strip()
+    return term if term and text.lstrip().startswith(term) else ""
+
+
 class LoadError(Exception):
     """A file that cannot be indexed; the message is the reason shown in IngestReport.failed."""
 

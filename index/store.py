@@ -48,6 +48,7 @@ class DocumentInfo:
     # Who may read it is decided per collection (`index.collections`); an index written before
     # collections existed has no such field, so every one of its documents loads as "shared".
     collection: str = "shared"
+    reader: int = 1  # the loader's output version it was read with (`index.loaders.READER_VERSIONS`)
 
 
 @dataclass

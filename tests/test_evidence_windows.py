@@ -49,3 +49,19 @@ def test_a_paraphrase_gets_the_window_that_holds_the_answer(git_bot, question, a
     the value: it is another option's ("-l --local Only bind the web server to the local IP",
     "-v Be verbose about what is going on, including progress status")."""
     assert answer in _first_window(git_bot, question)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question, term", [
+    # git-index-pack: "--threads=<n>" + four sentences; the one that matches is the fourth.
+    ("Which option of git index-pack reduces packing time on multiprocessor machines?", "--threads=<n>"),
+    # git-hash-object: "--path" + "Hash object as it were located at the given path." + ... the third matches.
+    ("Which git hash-object option is useful for hashing temporary files located outside of the working directory?",
+     "--path"),
+])
+def test_a_window_inside_a_definition_is_led_by_its_term(git_bot, question, term):
+    """A manual's option is the term of a definition list; the sentence that matches the question is
+    often a later one of its description. The window starts there, and still names the option: the
+    loader makes the term head its definition, and `narrow` leads the window with it."""
+    window = _first_window(git_bot, question)
+    assert window.startswith(f"{term}: "), window

@@ -39,6 +39,7 @@ from assistant.tasks.base import TaskContext
 from assistant.tasks.budget import passage_text
 from assistant.types import Source
 from foundation.text import has_cjk
+from index.sections import defined_term
 
 MAX_EVIDENCE_WORDS = 120  # measured: the default model answers best from ~120 words or fewer
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this is a table or a run-on line: cut it (~65 words)
@@ -222,7 +223,10 @@ def narrow(ctx: TaskContext, question: str, sources: Sequence[Source], *, max_so
             lo, hi = window_bounds(sents, best, max_words)
             marked = lo + int(np.argmax(alone[start + lo:start + hi + 1]))  # the window's own best sentence
             src = sources[i]
-            found.append(Evidence(i, window(sents, best, max_words), sents[marked], float(local[best]),
+            text = window(sents, best, max_words)
+            if lo > 0 and (term := defined_term(src.heading or "", passage_text(src))):
+                text = f"{term}: {text}"
+            found.append(Evidence(i, text, sents[marked], float(local[best]),
                                   about=f"{src.title} {src.heading} {src.path}"))
         start += len(sents)
     return sorted(found, key=lambda e: -e.score)

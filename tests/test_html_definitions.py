@@ -1,0 +1,76 @@
+"""Definition lists are sections led by their term (index.html_loader): a manual's option, an API's
+signature or a glossary word stays with the text that explains it, whatever the chunking does.
+Real pages: git's asciidoc man page (tests/fixtures/ranker/git) and a DocBook XSL chapter."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from index import DocumentIndex
+from index.html_loader import load_html
+from index.loaders import load_document
+from index.sections import READER_VERSIONS, defined_term
+
+FIXTURES = Path(__file__).parent / "fixtures"
+INDEX_PACK = FIXTURES / "ranker" / "git" / "git-index-pack.html"
+GIT_CLEAN = FIXTURES / "ranker" / "git" / "git-clean.html"
+DOCBOOK_TOC = FIXTURES / "html" / "docbook" / "checkit.en.html"
+
+
+def sections(page: Path):
+    return load_document(page, page.read_bytes()).sections
+
+
+def test_an_option_heads_its_long_description_on_a_real_man_page():
+    secs = sections(INDEX_PACK)
+    by_heading = {" > ".join(s.heading): s.text for s in secs}
+    threads = by_heading["git-index-pack(1) Manual Page > OPTIONS > --threads=<n>"]
+    assert threads.startswith("--threads=<n>\n\n") and "reduce packing time on multiprocessor machines" in threads
+    # options described in a few words stay lines of OPTIONS, each with its description
+    options = "\n".join(s.text for s in secs if s.heading == ["git-index-pack(1) Manual Page", "OPTIONS"])
+    assert "-v\n\nBe verbose about what is going on, including progress status." in options
+    assert "--threads" not in options
+
+
+def test_a_docbook_table_of_contents_stays_plain_text():
+    secs = sections(DOCBOOK_TOC)
+    assert secs[0].heading == [] and "7.1. Suspicious changes" in secs[0].text
+    assert all(len(s.heading) == 1 for s in secs[1:])  # chapters' h2 headings only, no terms
+
+
+LONG = " ".join(["Everything the tool knows is copied, which takes a while on a large tree."] * 5)  # 70 words
+
+
+def test_long_definitions_are_sections_and_the_rest_stays_in_its_section():
+    html = f"""<html><body><h1>Tool</h1><h2>Options</h2><p>Flags the tool reads.</p>
+      <dl><dt>-a</dt><dt>--all</dt><dd><p>{LONG}</p></dd>
+        <dt>-q</dt><dd>Quiet.</dd><dt>--orphan</dt></dl>
+      <p>Text after the list.</p><h2>Exit status</h2><p>Zero.</p></body></html>"""
+    doc = load_html(Path("tool.html"), html)
+    got = [(" > ".join(s.heading), s.text.replace("\n\n", " / ")) for s in doc.sections]
+    assert got == [
+        ("Options", "Flags the tool reads."),
+        ("Options > -a, --all", f"-a, --all / {LONG}"),
+        ("Options", "-q / Quiet. / --orphan / Text after the list."),  # short, and a term with no definition
+        ("Exit status", "Zero."),
+    ]
+
+
+def test_the_term_leads_only_a_definition():
+    assert defined_term("OPTIONS > -p, --patch", "-p, --patch\n\nThis option ...") == "-p, --patch"
+    assert defined_term("OPTIONS", "Flags the tool reads.") == ""
+    assert defined_term("", "anything") == ""
+
+
+def test_pages_read_by_an_older_loader_are_read_again(tmp_path, monkeypatch):
+    """Unchanged files are skipped on the next ingest, unless their loader's output changed since."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "git-clean.html").write_bytes(GIT_CLEAN.read_bytes())
+    (docs / "notes.md").write_text("# Notes\n\nPlain notes.\n")
+    index = DocumentIndex.open(tmp_path / "index")
+    index.ingest([docs], progress=False)
+    assert {d.reader for d in index.documents()} == {READER_VERSIONS["html"], 1}
+    monkeypatch.setitem(READER_VERSIONS, "html", READER_VERSIONS["html"] + 1)
+    report = DocumentIndex.open(tmp_path / "index").ingest([docs], progress=False)
+    assert [Path(p).name for p in report.updated] == ["git-clean.html"]
+    assert [Path(p).name for p in report.skipped] == ["notes.md"]
