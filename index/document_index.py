@@ -7,6 +7,7 @@ running in another thread while an ingest commits sees either the old or the new
 """
 from __future__ import annotations
 
+import bisect
 import difflib
 import logging
 import threading
@@ -396,7 +397,9 @@ class DocumentIndex:
         among the suggestions, nor counted in the KeyError's message."""
         state = self._current()
         path = find_document(state, name, collections)
-        rows = [i for i, c in enumerate(state.chunks) if c["path"] == path]
+        # the document's rows from the chunk -> document map (numpy), not a scan of every chunk's
+        # path: the QA task reads a few pages per question, and an index may hold 100k chunks
+        rows = np.flatnonzero(state.doc_of_chunk == bisect.bisect_left(state.doc_paths, path)).tolist()
         rows.sort(key=lambda i: state.chunks[i]["ordinal"])
         return [searching.to_source(state, row, 0.0, None, "", n) for n, row in enumerate(rows, start=1)]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ RULES = (
 NAMES = frozenset(r.name for r in RULES)
 
 
+@lru_cache(maxsize=64)  # read at several steps of every question; the config's string rarely changes
 def disabled(rules_off: str) -> frozenset[str]:
     """The rule names a `Config.rules_off` value switches off; an unknown name is an error that
     lists the known ones (a typo must not silently leave a rule on)."""
