@@ -3,6 +3,7 @@ signature or a glossary word stays with the text that explains it, whatever the 
 Real pages: git's asciidoc man page (tests/fixtures/ranker/git) and a DocBook XSL chapter."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from index import DocumentIndex
@@ -74,3 +75,44 @@ def test_pages_read_by_an_older_loader_are_read_again(tmp_path, monkeypatch):
     report = DocumentIndex.open(tmp_path / "index").ingest([docs], progress=False)
     assert [Path(p).name for p in report.updated] == ["git-clean.html"]
     assert [Path(p).name for p in report.skipped] == ["notes.md"]
+
+
+def _random_page(rng, words) -> str:
+    """Nested lists of terms, definitions, paragraphs and headings, as pages nest them (and as broken
+    pages do: a <dd> with no <dt>, a <dt> with no <dd>, a heading inside a definition)."""
+    def text(n: int) -> str:
+        return " ".join(next(words) for _ in range(n))
+
+    def block(depth: int) -> str:
+        kind = rng.choice(["p", "p", "dl", "h"] if depth < 3 else ["p"])
+        if kind == "p":
+            return f"<p>{text(rng.choice([2, 8, 40]))}</p>"
+        if kind == "h":
+            level = rng.randint(2, 4)
+            return f"<h{level}>{text(2)}</h{level}>"
+        items = []
+        for _ in range(rng.randint(1, 4)):
+            items += [f"<dt>{text(1)}</dt>" for _ in range(rng.randint(0, 2))]
+            if rng.random() < 0.85:
+                items.append("<dd>" + "".join(block(depth + 1) for _ in range(rng.randint(1, 3))) + "</dd>")
+        return f"<dl class=\"{rng.choice(['', 'toc', 'variablelist'])}\">{''.join(items)}</dl>"
+
+    return f"<html><body><h1>Page</h1>{''.join(block(0) for _ in range(6))}<p>{text(3)}</p></body></html>"
+
+
+def test_no_text_is_lost_and_no_marker_leaks_whatever_the_nesting():
+    import itertools
+    import random
+
+    rng = random.Random(20)
+    for n in range(300):
+        counter = itertools.count()
+        words = (f"w{n}x{i}" for i in counter)
+        page = _random_page(rng, words)
+        doc = load_html(Path("page.html"), page)
+        shown = " ".join(s.text + " " + " ".join(s.heading) for s in doc.sections)
+        # (a heading with no text under it is no section, before definitions as now)
+        headings = set(re.findall(r"w\d+x\d+", " ".join(re.findall(r"<h\d>(.*?)</h\d>", page))))
+        lost = set(re.findall(r"w\d+x\d+", page)) - set(re.findall(r"w\d+x\d+", shown)) - headings
+        assert not lost, (page, lost)
+        assert not re.search(r"[\x01\x02\x03]", shown), page
