@@ -4,7 +4,9 @@ Prose is split into sentences (Latin `.!?` followed by space, Chinese `。！？
 needed) and paragraphs; code into lines. Units are packed greedily up to `chunk_tokens`; the next
 chunk starts with the trailing units of the previous one that fit in `chunk_overlap` tokens.
 A unit longer than a whole chunk is cut on token boundaries. Chunks never cross a section, so each
-keeps one heading path, one page, and an exact line range.
+keeps one heading path, one page, and an exact line range. A definition's section (its term is its
+heading and its first line, `index.sections.defined_term`) has its term at the start of every chunk:
+a passage from the middle of a long option's description still says which option it describes.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from index.sections import LoadedDocument, Section
+from index.sections import LoadedDocument, Section, defined_term
 
 # A sentence ends at .!? followed by whitespace, or right after a Chinese/Japanese full stop etc.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？；])[”’」』）]*|\n\s*\n|\n(?=\s*(?:[-*+•]|\d+[.)]|\|)\s)")
@@ -156,6 +158,11 @@ def chunk_section(section: Section, counter: TokenCounter, chunk_tokens: int, ov
             carried += fine[k - 1][2]
             k -= 1
         i = k
+    term = defined_term(heading, text)
+    if term:  # a definition longer than a chunk: each later part starts with its term too
+        for ch in chunks[1:]:
+            if not ch.text.startswith(term):
+                ch.text = f"{term}\n\n{ch.text}"
     if len(chunks) > 1 and section.start_line is None:  # lines tell chunks apart; without them, number them
         for n, ch in enumerate(chunks, 1):
             ch.part, ch.parts = n, len(chunks)

@@ -28,9 +28,8 @@ surrounding section's chunks, a definition's later paragraphs lost their term: t
 "how can I stash only some changes" was the description without the option.) A definition of
 fewer than `MIN_DEFINITION_WORDS` stays a line of its section ("-q, --quiet" + "Be quiet."): it
 cannot lose its term to a chunk boundary that way, and alone it would be a passage too small to
-mean anything. A table of
-contents written as a list of terms (DocBook's `dl class="toc"`) and a Sphinx field list
-("Parameters:", "Returns:") stay plain text.
+mean anything. A table of contents written as a list of terms (DocBook's `dl class="toc"`) and a
+Sphinx field list ("Parameters:", "Returns:") stay plain text.
 
 Whitespace inside a text run is HTML's, not the author's: a paragraph wrapped over three source
 lines is one paragraph, so runs of spaces and newlines become one space except inside <pre>. (Kept

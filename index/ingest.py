@@ -112,8 +112,8 @@ def diff_against_stored(index: IngestTarget, base: State, files: list[Path], rep
     """(file number, Changed or None) per file: None when it is unchanged (skipped) or unreadable (failed).
 
     Lazy, one file's bytes at a time. A file chunked with other sizes is re-chunked even when
-    unchanged, so granularities do not mix; so is one read by an older version of its loader. An unchanged file asked into another `collection` is
-    recorded in `moves` (and reported as updated).
+    unchanged, so granularities do not mix; so is one read by an older version of its loader. An
+    unchanged file asked into another `collection` is recorded in `moves` (and reported as updated).
     """
     moves = {} if moves is None else moves
 

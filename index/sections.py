@@ -21,11 +21,13 @@ def reader_version(file_type: str) -> int:
 def defined_term(heading: str, text: str) -> str:
     """The term a passage defines ("-p, --patch") when it is one, else "".
 
-    A definition list's term heads its definition's section and is its first line
-    (`index.html_loader`), so it is the heading path's last part and the passage starts with it;
-    no other passage starts with its heading (a heading is not in its section's text)."""
+    A definition list's term heads its definition's section and is its first line, a paragraph of
+    its own (`index.html_loader`): the heading path's last part, then a blank line. A heading is
+    otherwise not in its section's text; a function's section starts with more than its heading
+    ("def main():" under "def main"), a paragraph with more than a word of it."""
     term = heading.rsplit(" > ", 1)[-1].strip()
-    return term if term and text.lstrip().startswith(term) else ""
+    first, newline, rest = text.lstrip().partition("\n")
+    return term if term and first.strip() == term and newline and rest[:1] == "\n" else ""
 
 
 class LoadError(Exception):

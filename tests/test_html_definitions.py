@@ -60,6 +60,15 @@ def test_the_term_leads_only_a_definition():
     assert defined_term("OPTIONS > -p, --patch", "-p, --patch\n\nThis option ...") == "-p, --patch"
     assert defined_term("OPTIONS", "Flags the tool reads.") == ""
     assert defined_term("", "anything") == ""
+    assert defined_term("Search", "Search combines dense vector search ...") == ""  # a heading's word starts it
+
+
+def test_sections_of_code_and_prose_define_nothing():
+    """A function's section starts with its name ("func RetryBackoff(attempt int) int {" under
+    "func RetryBackoff"): no term is read into it, and its chunks are left as they are."""
+    for page in [FIXTURES / "index" / "corpus" / "client.go", Path(__file__), FIXTURES / "index" / "corpus" / "faq.html"]:
+        for s in sections(page):
+            assert not defined_term(" > ".join(s.heading), s.text), (page, s.heading)
 
 
 def test_pages_read_by_an_older_loader_are_read_again(tmp_path, monkeypatch):
@@ -116,3 +125,14 @@ def test_no_text_is_lost_and_no_marker_leaks_whatever_the_nesting():
         lost = set(re.findall(r"w\d+x\d+", page)) - set(re.findall(r"w\d+x\d+", shown)) - headings
         assert not lost, (page, lost)
         assert not re.search(r"[\x01\x02\x03]", shown), page
+
+
+def test_every_passage_of_a_long_definition_starts_with_its_term():
+    from index.chunking import ApproxTokenCounter, chunk_document
+
+    html = (f"<html><body><h1>Tool</h1><h2>Options</h2><dl><dt>--deep=&lt;n&gt;</dt><dd><p>{LONG}</p>"
+            f"<p>{LONG}</p><p>{LONG}</p></dd></dl><p>After.</p></body></html>")
+    chunks = chunk_document(load_html(Path("tool.html"), html), ApproxTokenCounter(), chunk_tokens=64, overlap=8)
+    deep = [c for c in chunks if c.heading == "Options > --deep=<n>"]
+    assert len(deep) > 2 and all(c.text.startswith("--deep=<n>\n\n") for c in deep)
+    assert [c.text for c in chunks if c.heading == "Options"] == ["After."]
