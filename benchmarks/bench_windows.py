@@ -23,6 +23,15 @@ window that answers in other words counts as a miss):
     sqlite (69)          0.638          0.812        0.594         0.739       0.942
     zh (50)              0.580          0.900        0.540         0.760       0.940
 
+Then HTML definition lists became sections led by their term (`index.html_loader`, a window
+inside one led by it, `evidence.narrow`); re-ingested, same machine, 2026-12-07:
+
+    git+faq (103)        0.602          0.854        0.602         0.777       1.000
+    paraphrase (32)      0.281          0.625        0.219         0.469       0.906
+    handbook (32)        0.750          0.938        0.625         0.750       0.969
+    sqlite (69)          0.652          0.812        0.609         0.739       0.942
+    zh (50)              unchanged (plain-text man pages)
+
 The answer is nearly always among the first 20 passages, and the window chosen first holds it about
 as often as the first passage does: the order, not the candidates, is what is missing. Scoring more
 passages' windows (8 / 12 instead of 3) puts the answer among the windows far more often (git+faq
