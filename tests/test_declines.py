@@ -146,10 +146,11 @@ def test_a_name_in_capitals_is_not_declined(git_bot):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a known loss of definition sections (index.html_loader): the "
+@pytest.mark.xfail(strict=False, reason="a known loss of definition sections (index.html_loader): the "
                    "answer, lighttpd, is in the long definition of -d, --httpd, now a passage of its own "
                    "that never says 'web server'; the short '-l, --local Only bind the web server ...' "
-                   "is read first. Answered right while both were one passage of OPTIONS.")
+                   "is read first (on this Intel CPU; the int8 embedder's order may differ on another). "
+                   "Answered right while both were one passage of OPTIONS.")
 def test_instaweb_s_default_web_server_is_answered(git_bot):
     ans = git_bot.ask("Which WEB SERVER does instaweb start when I do not choose one?", log=False)
     assert "lighttpd" in ans.text, ans.text
