@@ -40,8 +40,7 @@ from _common import RESULTS, table  # noqa: E402
 from bench_answers import DEVSET, workspace_for  # noqa: E402
 
 from assistant import Assistant  # noqa: E402
-from assistant.evaluation.answers import evaluate  # noqa: E402
-from assistant.evaluation.metrics import median  # noqa: E402
+from assistant.evaluation.answers import evaluate, rates  # noqa: E402
 from assistant.tasks import answerability, rules  # noqa: E402
 from assistant.tasks.rules import RULES  # noqa: E402
 from index import doc_ranking  # noqa: E402
@@ -96,23 +95,6 @@ def can_apply(rule: str, question: str, bot: Assistant) -> bool:
     return True
 
 
-def figures(per_question: list[dict]) -> dict:
-    """The figures of `assistant.evaluation.answers.summarise`, from per-question outcomes."""
-    answerable = [q for q in per_question if q["answerable"]]
-    unanswerable = [q for q in per_question if not q["answerable"]]
-    answered = [q for q in answerable if q["cited_right"] is not None]
-
-    def rate(num: int, den: int) -> float | None:
-        return round(num / den, 4) if den else None
-
-    return {"questions": len(per_question), "answerable": len(answerable), "unanswerable": len(unanswerable),
-            "strict_accuracy": rate(sum(q["correct"] for q in answerable), len(answerable)),
-            "citation_accuracy": rate(sum(bool(q["cited_right"]) for q in answered), len(answered)),
-            "declined_unanswerable": rate(sum(q["declined"] for q in unanswerable), len(unanswerable)),
-            "false_declines": rate(sum(q["declined"] for q in answerable), len(answerable)),
-            "median_latency_ms": round(median([q["latency_ms"] for q in per_question]) or 0.0, 1)}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
@@ -151,7 +133,7 @@ def main() -> int:
             measured = evaluate(bot, asked, limit=args.limit)["per_question"] if asked.read_text().strip() else []
             outcomes = {q["id"]: {k: q[k] for k in keep} for q in measured}
             merged = [outcomes.get(i, d) for i, d in default.items()] if rule and default else list(outcomes.values())
-            cell = dict(figures(merged), asked=len(measured), seconds=round(time.perf_counter() - t0, 1))
+            cell = dict(rates(merged), asked=len(measured), seconds=round(time.perf_counter() - t0, 1))
             result["cells"].setdefault(row, {})[name] = cell
             result["per_question"].setdefault(row, {})[name] = merged
             result["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

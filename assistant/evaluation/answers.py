@@ -90,22 +90,33 @@ def judge(item: AnswerItem, answer: "Answer") -> Outcome:
                    broken_chars=REPLACEMENT_CHAR in text, cited=[s.path for s in cited])
 
 
-def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
-    """The figures for a group of outcomes; a rate is None when its group is empty."""
-    answerable = [o for o in outcomes if o.item.answerable]
-    unanswerable = [o for o in outcomes if not o.item.answerable]
-    answered = [o for o in answerable if o.cited_right is not None]
+def rates(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The accuracy, citation, decline and latency figures from per-question records (`answerable`,
+    `correct`, `cited_right`, `declined`, `latency_ms`: the `per_question` rows of `evaluate`), so a
+    benchmark that merges rows of several runs reports exactly these figures."""
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+    answered = [r for r in answerable if r["cited_right"] is not None]
 
     def rate(num: int, den: int) -> float | None:
         return round(num / den, 4) if den else None
 
     return {
-        "questions": len(outcomes), "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "strict_accuracy": rate(sum(o.correct for o in answerable), len(answerable)),
-        "citation_accuracy": rate(sum(bool(o.cited_right) for o in answered), len(answered)),
-        "declined_unanswerable": rate(sum(o.declined for o in unanswerable), len(unanswerable)),
-        "false_declines": rate(sum(o.declined for o in answerable), len(answerable)),
-        "median_latency_ms": round(median([o.latency_ms for o in outcomes]) or 0.0, 1),
+        "questions": len(records), "answerable": len(answerable), "unanswerable": len(unanswerable),
+        "strict_accuracy": rate(sum(r["correct"] for r in answerable), len(answerable)),
+        "citation_accuracy": rate(sum(bool(r["cited_right"]) for r in answered), len(answered)),
+        "declined_unanswerable": rate(sum(r["declined"] for r in unanswerable), len(unanswerable)),
+        "false_declines": rate(sum(r["declined"] for r in answerable), len(answerable)),
+        "median_latency_ms": round(median([r["latency_ms"] for r in records]) or 0.0, 1),
+    }
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The figures for a group of outcomes; a rate is None when its group is empty."""
+    records = [{"answerable": o.item.answerable, "correct": o.correct, "cited_right": o.cited_right,
+                "declined": o.declined, "latency_ms": o.latency_ms} for o in outcomes]
+    return {
+        **rates(records),
         "median_words": median([float(o.words) for o in outcomes if not o.declined]),
         "answers_with_broken_chars": sum(o.broken_chars for o in outcomes),
     }
