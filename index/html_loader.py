@@ -87,8 +87,12 @@ def is_furniture(tag: str, attrib) -> bool:
     """A navigation bar, sidebar, footer or heading anchor, by its tag, role, class or id."""
     if tag in ("nav", "footer"):
         return True
-    names = f"{attrib.get('role', '')} {attrib.get('class', '')} {attrib.get('id', '')}".lower().split()
-    return any(n in _FURNITURE for n in names)
+    return bool(_names(attrib, "role", "class", "id") & _FURNITURE)
+
+
+def _names(attrib, *keys: str) -> set[str]:
+    """The lower-cased tokens of a tag's role, class or id: what generators call a part of the page."""
+    return set(" ".join(attrib.get(k, "") for k in keys).lower().split())
 
 
 def is_navigation_line(line: str) -> bool:
@@ -160,8 +164,8 @@ class _Text:
         if self.heading is not None:
             self.heading = (self.heading[0], self.heading[1] + 1, self.heading[2])
         elif tag == "dl":
-            names = f"{attrib.get('class', '')} {attrib.get('id', '')}".lower().split()
-            self.lists.append(not any(n in _PLAIN_LISTS for n in names) and not (self.lists and not self.lists[-1]))
+            plain = bool(_names(attrib, "class", "id") & _PLAIN_LISTS) or (bool(self.lists) and not self.lists[-1])
+            self.lists.append(not plain)
             self._emit("\n")
         elif tag == "dt" and self.lists and self.lists[-1]:
             self.term = (1, [])
