@@ -195,6 +195,10 @@ def _ends_sentence(line: str, i: int) -> bool:
     nxt = line[i + 1] if i + 1 < len(line) else ""
     if nxt and not nxt.isspace() and nxt not in "[【\"')”’":
         return False  # 3.5, install.md, e.g.x
+    prev = line[i - 1] if i > 0 else ""
+    after = line[i + 1:].lstrip()[:1]
+    if (prev and prev in "“‘\"'(（「《") or (prev.isspace() and not (after.isascii() and after.isupper())):
+        return False  # a dot as a word of its own: "以点号（“.”）起始", "隐含的 . 和 ..", not "git add . Then"
     word = re.search(r"([A-Za-z.]+)$", line[:i])
     if word and word.group(1).lower().rstrip(".") in _ABBREV:
         return False

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 from index.sections import LoadedDocument, LoadError, Section
 
@@ -118,12 +119,12 @@ def load_html(path: Path, text: str) -> LoadedDocument:
     except (etree.LxmlError, ValueError) as exc:
         raise LoadError(f"unreadable HTML: {exc}") from exc
     title = target.title or target.first_h1 or path.stem
-    return LoadedDocument(str(path), title or path.stem, "html", _sections(target.marked_text(), title))
+    return LoadedDocument(str(path), title or path.stem, "html", marked_sections(target.marked_text(), title))
 
 
 class _Text:
     """Parser target: the page's text with block line breaks and marker lines for headings and
-    definitions ("\\x01<level>\\x02<name>", "\\x01t\\x02<term>", "\\x01e": see `_sections`).
+    definitions ("\\x01<level>\\x02<name>", "\\x01t\\x02<term>", "\\x01e": see `marked_sections`).
 
     Consecutive text events are merged before use (libxml2 may split one text node at entities),
     so a heading's or title's words are joined exactly as the page has them.
@@ -264,13 +265,16 @@ class _Text:
         return "".join(self.body if self.saw_body else self.everything)
 
 
-def _sections(marked: str, title: str) -> list[Section]:
-    """Cut the marked text at its markers; each section carries its heading path.
+def marked_sections(marked: str, title: str, words: Callable[[str], int] | None = None) -> list[Section]:
+    """Cut the marked text at its markers; each section carries its heading path. (Also the
+    reader of `index.man_text`, whose pages are marked the same way.)
 
     "\x01<level>\x02<name>" is an h1-h6 heading. "\x01t\x02<term>" starts a definition and
     "\x01e" ends a definition list: a definition of at least `MIN_DEFINITION_WORDS` becomes a
     section under its term (one level below the heading it is in); a shorter one stays a line of
-    its section, as does the text after the list."""
+    its section, as does the text after the list. `words(text)` counts a definition's words
+    (default: split on spaces; a Chinese page counts its characters)."""
+    count = words or (lambda x: len(x.split()))
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     current: list[str] = []
@@ -289,7 +293,7 @@ def _sections(marked: str, title: str) -> list[Section]:
         nonlocal term
         if term is not None:
             start, name = term
-            if sum(len(x.split()) for x in current[start + 1:]) >= MIN_DEFINITION_WORDS:
+            if sum(count(x) for x in current[start + 1:]) >= MIN_DEFINITION_WORDS:
                 add(current[:start], path())
                 add(current[start:], path() + [name])
                 current.clear()

@@ -18,6 +18,7 @@ from index.budget import LoadLimits
 from index.code_blocks import brace_sections
 from index.docx_loader import load_docx
 from index.html_loader import load_html
+from index.man_text import load_man_text
 from index.sections import LoadedDocument, LoadError, Section
 
 
@@ -45,7 +46,8 @@ def load_document(path: Path, data: bytes, limits: LoadLimits = LoadLimits()) ->
         elif kind == "html":
             doc = load_html(path, text)
         elif kind == "text":
-            doc = LoadedDocument(str(path), path.stem, "text", [Section(text, [], 1)])
+            doc = LoadedDocument(str(path), path.stem, "text",
+                                 load_man_text(text, path.stem) or [Section(text, [], 1)])
         else:
             doc = load_code(path, text, kind)
     doc.sections = [s for s in doc.sections if s.text.strip()]

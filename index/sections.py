@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 # The version of what each format's loader hands the chunker: raised when a loader's output
 # changes for files that did not (html 2: definition lists became sections led by their term), so
-# the next ingest reads those files again instead of skipping them as unchanged.
-READER_VERSIONS = {"html": 2}
+# the next ingest reads those files again instead of skipping them as unchanged. (text 2: manual
+# pages rendered as text are read by their layout, `index.man_text`.)
+READER_VERSIONS = {"html": 2, "text": 2}
 
 
 def reader_version(file_type: str) -> int:

@@ -185,9 +185,12 @@ def test_list_items_are_prose_and_option_lines_are_not():
 def test_a_hard_wrapped_sentence_is_one_sentence_but_an_option_line_stays_apart():
     page = ("- Uploads are checked by name and size and stored in\n  `WORKSPACE/uploads/`. Refused files are\n"
             "  deleted, not kept.\n       -a, --all\n              do not ignore entries starting with .")
+    assert prose_sentences(page, definitions=True) == [
+        "Uploads are checked by name and size and stored in `WORKSPACE/uploads/`.",
+        "Refused files are deleted, not kept.", "do not ignore entries starting with ."]
+    # what one option does is not what the page is about: left out unless asked for
     assert prose_sentences(page) == ["Uploads are checked by name and size and stored in `WORKSPACE/uploads/`.",
-                                     "Refused files are deleted, not kept.",
-                                     "do not ignore entries starting with ."]
+                                     "Refused files are deleted, not kept."]
 
 
 def test_a_one_sentence_summary_is_one_sentence(demo_bot):

@@ -56,7 +56,7 @@ NEXT_COVER = 0.20  # the next sentence's coverage of the question, and half its 
 _SPACES = re.compile(r"\s+")
 # A line that only names an option and its argument: "-f, --follow[={name|descriptor}]",
 # "-i[SUFFIX], --in-place[=SUFFIX]", "-l, --list [signal]", "--symbolic", "-n NUM".
-_OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
+OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
 _ANAPHOR = re.compile(r"^(it|this|these|that|those|they|such|then|however|otherwise|also|here|there)\b", re.I)
 
 
@@ -84,7 +84,7 @@ def _sentences(text: str) -> list[str]:
         s = s.strip()
         if not s or s.startswith(("#", "```", "~~~")):  # headings and code-fence markers are markup
             continue
-        if out and (out[-1].endswith((":", ",")) or _OPTION_TERM.match(out[-1])):
+        if out and (out[-1].endswith((":", ",")) or OPTION_TERM.match(out[-1])):
             out[-1] = f"{out[-1]} {s}"
         else:
             out.append(s)

@@ -26,6 +26,7 @@ from typing import Sequence
 from assistant import grounding
 from assistant.tasks.base import TaskContext, TaskRequest, generate_text
 from assistant.tasks.budget import fit_text, passage_text
+from assistant.tasks.evidence import OPTION_TERM
 from assistant.types import SentenceCheck, Source
 
 PURPOSE_HEADINGS = re.compile(r"\b(description|abstract|introduction|overview|summary|about|purpose|"
@@ -211,10 +212,30 @@ def _body(text: str, *, from_purpose: bool = True) -> str:
     return text[:end.start()] if end else text
 
 
-def prose_sentences(text: str) -> list[str]:
+def _without_definitions(text: str) -> str:
+    """The text without what a list of options says of each option ("-b" + "like --backup but does
+    not accept an argument"): the line after a line that only names an option. A manual page's
+    DESCRIPTION often holds its options (coreutils' pages do), and their descriptions read as prose
+    but say what one option does, not what the page is about."""
+    out: list[str] = []
+    after_term = False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped and after_term:
+            after_term = False
+            continue
+        if stripped:
+            after_term = bool(OPTION_TERM.match(stripped))
+        out.append(line)
+    return "\n".join(out)
+
+
+def prose_sentences(text: str, *, definitions: bool = False) -> list[str]:
     """Sentences that read as prose: several words, not an option line such as "-a, --all",
     without running headers ("LS(1)  User Commands  LS(1)") or copyright lines."""
     text = _RUNNING_HEADER.sub(" ", text).replace("**", "")
+    if not definitions:
+        text = _without_definitions(text)
     joined = None
     while joined != text:  # a paragraph of several wrapped lines joins one line per pass
         joined, text = text, _WRAPPED_LINE.sub(lambda m: (m.group(1) or m.group(2)) + " ", text)
@@ -322,11 +343,33 @@ def _other_points(ctx: TaskContext, sources: list[Source], lead: Lead, count: in
         seen |= {_words(x) for x in rest}
     start = lead.index
     code = bool(sources) and sources[0].path.endswith(".py")
-    candidates: list[list[tuple[int, int, str]]] = []  # per passage, its usable sentences in order
+    points: list[tuple[int, int, str]] = []
+    # what the options do only where the page's prose gives too few points (a short page)
+    for definitions in (False, True):
+        if len(points) >= count:
+            break
+        candidates = _point_candidates(sources, start, code, definitions)
+        for leaning in (False, True):  # sentences that lean on the one before only where too few are left
+            for rank in range(3):  # each passage's first sentence, then its second, ...
+                for sentences in candidates:
+                    if rank < len(sentences) and _words(sentences[rank][2]) not in seen and len(points) < count \
+                            and leaning == bool(_BACK_REFERENCE.match(sentences[rank][2])):
+                        seen.add(_words(sentences[rank][2]))
+                        points.append(sentences[rank])
+    if sources and sources[0].path.endswith(".py") and lead.sentences:
+        points = [(_passage_of(sources, x), -1, x) for x in rest] + points[:count - len(rest)]
+    return [(n, x) for n, _, x in sorted(points)]  # in document order
+
+
+def _point_candidates(sources: list[Source], start: int, code: bool, definitions: bool
+                      ) -> list[list[tuple[int, int, str]]]:
+    """Per passage, its sentences usable as a point, in order: (citation number, position, text)."""
+    candidates: list[list[tuple[int, int, str]]] = []
     for i in range(len(sources)):  # the lead passage too: its first sentence is seen, its next are not
         text = passage_text(sources[i])
         back_matter = _BACK_MATTER_LINE.search(text)
-        sentences = prose_sentences(_code_prose(text) if code else _body(text, from_purpose=i >= start))
+        sentences = prose_sentences(_code_prose(text) if code else _body(text, from_purpose=i >= start),
+                                    definitions=definitions)
         continued = i > 0 and _same_section(sources[i - 1], sources[i])
         continues = i + 1 < len(sources) and _same_section(sources[i], sources[i + 1]) and not back_matter
         candidates.append([(i + 1, j, x) for j, x in enumerate(sentences)
@@ -334,17 +377,7 @@ def _other_points(ctx: TaskContext, sources: list[Source], lead: Lead, count: in
                            and not _cut_at_chunk_edge(sentences, j, continued, continues)])
         if back_matter and i >= start:
             break
-    points: list[tuple[int, int, str]] = []
-    for leaning in (False, True):  # sentences that lean on the one before only where too few are left
-        for rank in range(3):  # each passage's first sentence, then its second, ...
-            for sentences in candidates:
-                if rank < len(sentences) and _words(sentences[rank][2]) not in seen and len(points) < count \
-                        and leaning == bool(_BACK_REFERENCE.match(sentences[rank][2])):
-                    seen.add(_words(sentences[rank][2]))
-                    points.append(sentences[rank])
-    if sources and sources[0].path.endswith(".py") and lead.sentences:
-        points = [(_passage_of(sources, x), -1, x) for x in rest] + points[:count - len(rest)]
-    return [(n, x) for n, _, x in sorted(points)]  # in document order
+    return candidates
 
 
 _STRING_BLOCK = re.compile(r'("""|\'\'\')(.*?)\1', re.DOTALL)
