@@ -75,7 +75,7 @@ def load_man_text(text: str, title: str) -> list[Section] | None:
     name = header.split()[-1] if header else ""
     furniture = {header.strip(), last.strip()} if header and (not last[0].isspace() or last.endswith(name)) \
         else {header.strip()}
-    kept = [(i, x) for i, x in enumerate(lines) if not x.strip() or x.strip() not in furniture]
+    kept = [x for x in lines if not x.strip() or x.strip() not in furniture]
     sections = marked_sections(_marked(kept), title, words=word_count)
     _locate(sections, lines)
     return sections
@@ -98,12 +98,12 @@ def _join(a: str, b: str) -> str:
     return f"{a} {b}"
 
 
-def _marked(lines: list[tuple[int, str]]) -> str:
+def _marked(rows: list[str]) -> str:
     """The page in `html_loader.marked_sections`' notation: headings, definitions (a term and the
     lines indented below it), and paragraphs whose filled lines are joined."""
     # the body's indent: that of the first indented line (the NAME section's "ls - list ...")
-    base = next((_indent(x) for _, x in lines if x.strip() and x[0] == " "), 0)
-    width = max((display_width(x) for _, x in lines), default=80)
+    base = next((_indent(x) for x in rows if x.strip() and x[0] == " "), 0)
+    width = max((display_width(x) for x in rows), default=80)
     out: list[str] = []
     term_indent: int | None = None  # the open definition's term column
     paragraph: list[str] = []
@@ -131,7 +131,6 @@ def _marked(lines: list[tuple[int, str]]) -> str:
             out.append("\x01e")
             term_indent = None
 
-    rows = [x for _, x in lines]
     for n, line in enumerate(rows):
         if not line.strip():
             flush()
