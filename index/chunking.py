@@ -6,7 +6,9 @@ chunk starts with the trailing units of the previous one that fit in `chunk_over
 A unit longer than a whole chunk is cut on token boundaries. Chunks never cross a section, so each
 keeps one heading path, one page, and an exact line range. A definition's section (its term is its
 heading and its first line, `index.sections.defined_term`) has its term at the start of every chunk:
-a passage from the middle of a long option's description still says which option it describes.
+a passage from the middle of a long option's description still says which option it describes,
+and a line that only names an option ("-m") is packed with the description after it, never left at
+a chunk's end.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from index.sections import LoadedDocument, Section, defined_term
+from index.sections import OPTION_TERM, LoadedDocument, Section, defined_term
 
 # A sentence ends at .!? followed by whitespace, or right after a Chinese/Japanese full stop etc.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？；])[”’」』）]*|\n\s*\n|\n(?=\s*(?:[-*+•]|\d+[.)]|\|)\s)")
@@ -133,6 +135,7 @@ def chunk_section(section: Section, counter: TokenCounter, chunk_tokens: int, ov
             fine.append((a + window[0][0], a + window[-1][1], len(window)))
             if s + chunk_tokens >= len(offs):
                 break
+    fine = _terms_joined(text, fine, chunk_tokens)
     newlines = [i for i, ch in enumerate(text) if ch == "\n"]
     heading = " > ".join(section.heading)
 
@@ -167,6 +170,19 @@ def chunk_section(section: Section, counter: TokenCounter, chunk_tokens: int, ov
         for n, ch in enumerate(chunks, 1):
             ch.part, ch.parts = n, len(chunks)
     return chunks
+
+
+def _terms_joined(text: str, units: list[tuple[int, int, int]], chunk_tokens: int) -> list[tuple[int, int, int]]:
+    """The units with an option's term ("-m", "-p, --parents") joined to the description after it,
+    so that no chunk ends on a term whose description is in the next one (a manual's list of short
+    options cut there gave a window ending "... -m" and a passage starting with what -m does)."""
+    out: list[tuple[int, int, int]] = []
+    for unit in units:
+        if out and OPTION_TERM.match(text[out[-1][0]:out[-1][1]]) and out[-1][2] + unit[2] <= chunk_tokens:
+            a, _, n = out.pop()
+            unit = (a, unit[1], n + unit[2])
+        out.append(unit)
+    return out
 
 
 def chunk_document(doc: LoadedDocument, counter: TokenCounter, chunk_tokens: int = 160,

@@ -5,14 +5,21 @@ loader worker process share these types without importing the loaders themselves
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
 # The version of what each format's loader hands the chunker: raised when a loader's output
 # changes for files that did not (html 2: definition lists became sections led by their term), so
 # the next ingest reads those files again instead of skipping them as unchanged. (text 2: manual
-# pages rendered as text are read by their layout, `index.man_text`.)
-READER_VERSIONS = {"html": 2, "text": 2}
+# pages rendered as text are read by their layout, `index.man_text`; html 3: a chunk no longer ends
+# on an option's term without its description, `index.chunking`.)
+READER_VERSIONS = {"html": 3, "text": 2}
+
+
+# A line that only names an option and its argument, a manual's definition term: "-f, --follow[={name|descriptor}]",
+# "-i[SUFFIX], --in-place[=SUFFIX]", "-l, --list [signal]", "--symbolic", "-n NUM". Its description follows it.
+OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
 
 
 def reader_version(file_type: str) -> int:

@@ -14,8 +14,11 @@ import pytest
 
 from assistant.grounding import split_sentences
 from assistant.tasks.evidence import _sentences
+from index import chunking
+from index.chunking import ApproxTokenCounter, chunk_document
 from index.loaders import load_document
 from index.man_text import is_man_page, load_man_text, word_count
+from index.sections import OPTION_TERM
 
 FIXTURES = Path(__file__).parent / "fixtures" / "man"
 SQLITE = FIXTURES / "sqlite3.1.txt"
@@ -93,3 +96,17 @@ def test_chinese_words_count_as_about_two_characters_each():
     assert word_count("disk usage") == 2
     assert word_count("显示磁盘使用情况") == 4
     assert word_count("使用 mmap(2) 系统调用") == 1 + 2 + 1  # 使用, mmap(2), 系统调用
+
+
+def _ends_on_a_term(chunks) -> list[str]:
+    return [c.text for c in chunks if OPTION_TERM.match(c.text.rstrip().rsplit("\n", 1)[-1].strip())]
+
+
+@pytest.mark.parametrize("page", [GREP_ZH, SQLITE])
+def test_no_passage_ends_on_an_option_without_its_description(page, monkeypatch):
+    """Cut between "-m" and what -m does, a window ended "... -m" and the next passage began with
+    a description of nothing it named."""
+    doc = _load(page)
+    assert _ends_on_a_term(chunk_document(doc, ApproxTokenCounter(), chunk_tokens=48, overlap=8)) == []
+    monkeypatch.setattr(chunking, "_terms_joined", lambda text, units, size: units)  # as before
+    assert _ends_on_a_term(chunk_document(doc, ApproxTokenCounter(), chunk_tokens=48, overlap=8))

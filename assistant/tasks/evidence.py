@@ -39,7 +39,7 @@ from assistant.tasks.base import TaskContext
 from assistant.tasks.budget import passage_text
 from assistant.types import Source
 from foundation.text import has_cjk
-from index.sections import defined_term
+from index.sections import OPTION_TERM, defined_term
 
 MAX_EVIDENCE_WORDS = 120  # measured: the default model answers best from ~120 words or fewer
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this is a table or a run-on line: cut it (~65 words)
@@ -54,9 +54,6 @@ RANK_PRIOR = 0.30
 NEXT_COVER = 0.20  # the next sentence's coverage of the question, and half its value bonus
 
 _SPACES = re.compile(r"\s+")
-# A line that only names an option and its argument: "-f, --follow[={name|descriptor}]",
-# "-i[SUFFIX], --in-place[=SUFFIX]", "-l, --list [signal]", "--symbolic", "-n NUM".
-OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
 _ANAPHOR = re.compile(r"^(it|this|these|that|those|they|such|then|however|otherwise|also|here|there)\b", re.I)
 
 

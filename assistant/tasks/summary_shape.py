@@ -26,8 +26,8 @@ from typing import Sequence
 from assistant import grounding
 from assistant.tasks.base import TaskContext, TaskRequest, generate_text
 from assistant.tasks.budget import fit_text, passage_text
-from assistant.tasks.evidence import OPTION_TERM
 from assistant.types import SentenceCheck, Source
+from index.sections import OPTION_TERM
 
 PURPOSE_HEADINGS = re.compile(r"\b(description|abstract|introduction|overview|summary|about|purpose|"
                               r"简介|描述|概述|说明)\b", re.IGNORECASE)
