@@ -33,6 +33,7 @@ _OVERSTRIKE = re.compile(".\x08")  # nroff's bold and underline, left in by `man
 _SAME_LINE_TERM = re.compile(r"^([-+][^\s].{0,40}?)\s{2,}(\S.*)$")
 _ENDS_CLAUSE = re.compile(r"[.。!！?？;；:：,，]$")
 FILLED_SHARE = 0.6  # a line this much of the page's width was wrapped by the formatter
+LOCATE_LINES = 2000  # how far past the previous section a section's first line is looked for
 
 
 def display_width(text: str) -> int:
@@ -184,7 +185,7 @@ def _locate(sections: list[Section], lines: list[str]) -> None:
     at = 0
     for section in sections:
         key = " ".join(section.text.split())[:12]
-        for i in range(at, len(lines)):
+        for i in range(at, min(len(lines), at + LOCATE_LINES)):
             if key and " ".join(lines[i].split()).startswith(key):
                 section.start_line, at = i + 1, i + 1
                 break

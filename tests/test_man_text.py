@@ -110,3 +110,14 @@ def test_no_passage_ends_on_an_option_without_its_description(page, monkeypatch)
     assert _ends_on_a_term(chunk_document(doc, ApproxTokenCounter(), chunk_tokens=48, overlap=8)) == []
     monkeypatch.setattr(chunking, "_terms_joined", lambda text, units, size: units)  # as before
     assert _ends_on_a_term(chunk_document(doc, ApproxTokenCounter(), chunk_tokens=48, overlap=8))
+
+
+@pytest.mark.parametrize("page", [GREP_ZH, SQLITE])
+def test_every_line_of_the_page_is_kept_but_its_running_header_and_footer(page):
+    lines = [x for x in page.read_text(encoding="utf-8").split("\n") if x.strip()]
+    sections = _load(page).sections
+    flat = "".join("".join(s.heading) + s.text for s in sections)
+    flat = "".join(flat.split())
+    lost = [x for x in lines[1:-1] if "".join(x.split()) not in flat]
+    assert lost == []
+    assert "".join(lines[0].split()) not in flat and "".join(lines[-1].split()) not in flat
