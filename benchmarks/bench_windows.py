@@ -32,6 +32,12 @@ inside one led by it, `evidence.narrow`); re-ingested, same machine, 2026-12-07:
     sqlite (69)          0.652          0.812        0.609         0.739       0.942
     zh (50)              unchanged (plain-text man pages)
 
+Then manual pages saved as text were read by their layout (`index.man_text`: sections, options
+under their terms, no running header) and no chunk ends on an option's term (`index.chunking`);
+re-ingested, same machine: zh (50) 0.480 / 0.880 / 0.540 / 0.720 / 0.980 (the English rows
+unchanged). Window first is where it was; the answer is less often in the first passage because
+a page's NAME and SYNOPSIS are now passages of their own and win some searches.
+
 The answer is nearly always among the first 20 passages, and the window chosen first holds it about
 as often as the first passage does: the order, not the candidates, is what is missing. Scoring more
 passages' windows (8 / 12 instead of 3) puts the answer among the windows far more often (git+faq
