@@ -29,8 +29,10 @@ from index.sections import Section
 _HEADER_END = re.compile(r"\([\w.]+\)\s*$")
 _NAME_LINE = re.compile(r"\s(?:-|—|\\-)\s")  # "ls - list directory contents"
 _OVERSTRIKE = re.compile(".\x08")  # nroff's bold and underline, left in by `man` without col -b
-# A definition's term on the line of its description: an option, then a gap of two or more spaces.
-_SAME_LINE_TERM = re.compile(r"^([-+][^\s].{0,40}?)\s{2,}(\S.*)$")
+# A definition's term on the line of its description: an option, then a gap ("-c     with -lt: ...");
+# of one space only where the description starts at the column the list's previous description
+# started at ("-batch Force batch I/O." after "-bail  Stop after hitting an error.").
+_SAME_LINE_TERM = re.compile(r"^([-+][^\s].{0,40}?)(\s+)(\S.*)$")
 _ENDS_CLAUSE = re.compile(r"[.。!！?？;；:：,，]$")
 FILLED_SHARE = 0.6  # a line this much of the page's width was wrapped by the formatter
 LOCATE_LINES = 2000  # how far past the previous section a section's first line is looked for
@@ -105,6 +107,7 @@ def _marked(rows: list[str]) -> str:
     # the body's indent: that of the first indented line (the NAME section's "ls - list ...")
     base = next((_indent(x) for x in rows if x.strip() and x[0] == " "), 0)
     width = max((display_width(x) for x in rows), default=80)
+    description_column = -1  # where the last definition's description started: its list's column
     out: list[str] = []
     term_indent: int | None = None  # the open definition's term column
     paragraph: list[str] = []
@@ -149,6 +152,8 @@ def _marked(rows: list[str]) -> str:
             out.append(f"\x012\x02{stripped}")
             continue
         if term_indent is not None and indent > term_indent:  # the open definition's description
+            if not paragraph and out[-1].startswith("\x01t"):
+                description_column = indent
             if paragraph and indent != para_indent:
                 flush()
             paragraph.append(stripped)
@@ -159,11 +164,13 @@ def _marked(rows: list[str]) -> str:
             close_definition()
         same = _SAME_LINE_TERM.match(stripped)
         next_is_deeper = bool(nxt) and _indent(nxt) > indent and rows[n + 1].strip() != ""
-        if same and (same.group(1).startswith(("-", "+"))) and not _ENDS_CLAUSE.search(same.group(1)):
+        if same and not _ENDS_CLAUSE.search(same.group(1)) \
+                and (len(same.group(2)) >= 2 or indent + same.start(3) == description_column):
             flush()
             out.append(f"\x01t\x02{same.group(1).strip()}")
             term_indent = indent
-            paragraph, para_indent = [same.group(2).strip()], indent + same.start(2)
+            paragraph, para_indent = [same.group(3).strip()], indent + same.start(3)
+            description_column = para_indent
             continue
         if next_is_deeper and display_width(stripped) <= 60 and not _ENDS_CLAUSE.search(stripped):
             flush()

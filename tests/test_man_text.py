@@ -38,6 +38,7 @@ def test_an_english_page_becomes_its_sections_without_its_running_header():
     assert doc.sections[0].text == "sqlite3 - A command line interface for SQLite version 3"
     options = next(s for s in doc.sections if s.heading == ["OPTIONS"])
     assert "-bail\n\nStop after hitting an error." in options.text
+    assert "-batch\n\nForce batch I/O." in options.text  # one space, but at the descriptions' column
     lines = SQLITE.read_text(encoding="utf-8").split("\n")
     for section in doc.sections:  # provenance: the line the section starts on
         assert " ".join(section.text.split())[:12] in " ".join(lines[section.start_line - 1].split())
