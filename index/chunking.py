@@ -7,8 +7,8 @@ A unit longer than a whole chunk is cut on token boundaries. Chunks never cross 
 keeps one heading path, one page, and an exact line range. A definition's section (its term is its
 heading and its first line, `index.sections.defined_term`) has its term at the start of every chunk:
 a passage from the middle of a long option's description still says which option it describes,
-and a line that only names an option ("-m") is packed with the description after it, never left at
-a chunk's end.
+and a line that only names an option ("-m") or introduces what follows ("run:") is packed with the
+unit after it, never left at a chunk's end.
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def chunk_section(section: Section, counter: TokenCounter, chunk_tokens: int, ov
             fine.append((a + window[0][0], a + window[-1][1], len(window)))
             if s + chunk_tokens >= len(offs):
                 break
-    fine = _terms_joined(text, fine, chunk_tokens)
+    fine = _leads_joined(text, fine, chunk_tokens)
     newlines = [i for i, ch in enumerate(text) if ch == "\n"]
     heading = " > ".join(section.heading)
 
@@ -172,17 +172,23 @@ def chunk_section(section: Section, counter: TokenCounter, chunk_tokens: int, ov
     return chunks
 
 
-def _terms_joined(text: str, units: list[tuple[int, int, int]], chunk_tokens: int) -> list[tuple[int, int, int]]:
-    """The units with an option's term ("-m", "-p, --parents") joined to the description after it,
-    so that no chunk ends on a term whose description is in the next one (a manual's list of short
-    options cut there gave a window ending "... -m" and a passage starting with what -m does)."""
+def _leads_joined(text: str, units: list[tuple[int, int, int]], chunk_tokens: int) -> list[tuple[int, int, int]]:
+    """The units with each one that leads into the next joined to it: an option's term ("-m",
+    "-p, --parents") to its description, a line that introduces what follows ("... restarted with
+    either of the following commands:") to it. So no chunk ends on one: a manual's list of short
+    options cut after a term gave a window ending "... -m" and a passage starting with what -m does;
+    cut after the colon, the handbook's NFS passage promised commands the next passage held."""
     out: list[tuple[int, int, int]] = []
     for unit in units:
-        if out and OPTION_TERM.match(text[out[-1][0]:out[-1][1]]) and out[-1][2] + unit[2] <= chunk_tokens:
+        if out and out[-1][2] + unit[2] <= chunk_tokens and _leads(text[out[-1][0]:out[-1][1]]):
             a, _, n = out.pop()
             unit = (a, unit[1], n + unit[2])
         out.append(unit)
     return out
+
+
+def _leads(unit: str) -> bool:
+    return unit.endswith(":") or bool(OPTION_TERM.match(unit))
 
 
 def chunk_document(doc: LoadedDocument, counter: TokenCounter, chunk_tokens: int = 160,

@@ -109,7 +109,7 @@ def test_no_passage_ends_on_an_option_without_its_description(page, monkeypatch)
     a description of nothing it named."""
     doc = _load(page)
     assert _ends_on_a_term(chunk_document(doc, ApproxTokenCounter(), chunk_tokens=48, overlap=8)) == []
-    monkeypatch.setattr(chunking, "_terms_joined", lambda text, units, size: units)  # as before
+    monkeypatch.setattr(chunking, "_leads_joined", lambda text, units, size: units)  # as before
     assert _ends_on_a_term(chunk_document(doc, ApproxTokenCounter(), chunk_tokens=48, overlap=8))
 
 
