@@ -37,6 +37,8 @@ under their terms, no running header) and no chunk ends on an option's term (`in
 re-ingested, same machine: zh (50) 0.480 / 0.880 / 0.540 / 0.720 / 0.980 (the English rows
 unchanged). Window first is where it was; the answer is less often in the first passage because
 a page's NAME and SYNOPSIS are now passages of their own and win some searches.
+Then no chunk ends on a line that introduces what follows ("... the following commands:"),
+window first: git+faq 0.592, paraphrase 0.281, handbook 0.625, sqlite 0.594, zh 0.540.
 
 The answer is nearly always among the first 20 passages, and the window chosen first holds it about
 as often as the first passage does: the order, not the candidates, is what is missing. Scoring more
