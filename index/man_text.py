@@ -38,9 +38,14 @@ FILLED_SHARE = 0.6  # a line this much of the page's width was wrapped by the fo
 LOCATE_LINES = 2000  # how far past the previous section a section's first line is looked for
 
 
+def _wide(char: str) -> bool:
+    """A character that takes two columns on a terminal (CJK)."""
+    return east_asian_width(char) in "WF"
+
+
 def display_width(text: str) -> int:
     """Columns on a terminal: a CJK character takes two."""
-    return sum(2 if east_asian_width(c) in "WF" else 1 for c in text)
+    return sum(2 if _wide(c) else 1 for c in text)
 
 
 def header_line(lines: list[str]) -> str:
@@ -86,7 +91,7 @@ def load_man_text(text: str, title: str) -> list[Section] | None:
 
 def word_count(text: str) -> int:
     """Words, a CJK character counting half of one (a Chinese word is about two characters)."""
-    cjk = sum(1 for c in text if east_asian_width(c) in "WF")
+    cjk = sum(1 for c in text if _wide(c))
     return len(re.sub(r"[^\x00-\u2e7f]", " ", text).split()) + cjk // 2
 
 
@@ -96,7 +101,7 @@ def _indent(line: str) -> int:
 
 def _join(a: str, b: str) -> str:
     """Two wrapped pieces of one paragraph: no space between two CJK characters."""
-    if a and b and east_asian_width(a[-1]) in "WF" and east_asian_width(b[0]) in "WF":
+    if a and b and _wide(a[-1]) and _wide(b[0]):
         return a + b
     return f"{a} {b}"
 
@@ -135,6 +140,9 @@ def _marked(rows: list[str]) -> str:
             out.append("\x01e")
             term_indent = None
 
+    following = [""] * len(rows)  # the next non-blank line after each (found once: pages run to 10,000 lines)
+    for n in range(len(rows) - 2, -1, -1):
+        following[n] = rows[n + 1] if rows[n + 1].strip() else following[n + 1]
     for n, line in enumerate(rows):
         if not line.strip():
             flush()
@@ -145,7 +153,7 @@ def _marked(rows: list[str]) -> str:
             close_definition()
             out.append(f"\x011\x02{stripped}")
             continue
-        nxt = next((x for x in rows[n + 1:] if x.strip()), "")
+        nxt = following[n]
         if 0 < indent < base and _indent(nxt) >= base:  # a subsection heading
             flush()
             close_definition()
