@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from index.sections import OPTION_TERM, LoadedDocument, Section, defined_term
+from index.sections import LoadedDocument, Section, defined_term, leads_into_next
 
 # A sentence ends at .!? followed by whitespace, or right after a Chinese/Japanese full stop etc.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？；])[”’」』）]*|\n\s*\n|\n(?=\s*(?:[-*+•]|\d+[.)]|\|)\s)")
@@ -180,15 +180,11 @@ def _leads_joined(text: str, units: list[tuple[int, int, int]], chunk_tokens: in
     cut after the colon, the handbook's NFS passage promised commands the next passage held."""
     out: list[tuple[int, int, int]] = []
     for unit in units:
-        if out and out[-1][2] + unit[2] <= chunk_tokens and _leads(text[out[-1][0]:out[-1][1]]):
+        if out and out[-1][2] + unit[2] <= chunk_tokens and leads_into_next(text[out[-1][0]:out[-1][1]]):
             a, _, n = out.pop()
             unit = (a, unit[1], n + unit[2])
         out.append(unit)
     return out
-
-
-def _leads(unit: str) -> bool:
-    return unit.endswith(":") or bool(OPTION_TERM.match(unit))
 
 
 def chunk_document(doc: LoadedDocument, counter: TokenCounter, chunk_tokens: int = 160,

@@ -22,6 +22,12 @@ READER_VERSIONS = {"html": 3, "text": 2}
 OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
 
 
+def leads_into_next(line: str) -> bool:
+    """A line that is not complete without the one after it: an option's term ("-m"), or one that
+    introduces what follows ("To install it, run:")."""
+    return line.endswith(":") or bool(OPTION_TERM.match(line))
+
+
 def reader_version(file_type: str) -> int:
     return READER_VERSIONS.get(file_type, 1)
 

@@ -11,7 +11,7 @@ import pytest
 from index import chunking
 from index.chunking import ApproxTokenCounter, chunk_document
 from index.loaders import load_document
-from index.sections import LoadedDocument, Section
+from index.sections import LoadedDocument, Section, leads_into_next
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "tests" / "fixtures" / "man" / "sqlite3.1.txt"]
@@ -24,7 +24,7 @@ def _cut_after_a_lead(pages: list[Path], size: int) -> list[str]:
         doc = load_document(page, page.read_bytes())
         for section in doc.sections:
             chunks = chunking.chunk_section(section, ApproxTokenCounter(), size, size // 5)
-            found += [c.text[-60:] for c in chunks[:-1] if chunking._leads(c.text.rstrip().rsplit("\n", 1)[-1].strip())]
+            found += [c.text[-60:] for c in chunks[:-1] if leads_into_next(c.text.rstrip().rsplit("\n", 1)[-1].strip())]
     return found
 
 

@@ -39,7 +39,7 @@ from assistant.tasks.base import TaskContext
 from assistant.tasks.budget import passage_text
 from assistant.types import Source
 from foundation.text import has_cjk
-from index.sections import OPTION_TERM, defined_term
+from index.sections import defined_term, leads_into_next
 
 MAX_EVIDENCE_WORDS = 120  # measured: the default model answers best from ~120 words or fewer
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this is a table or a run-on line: cut it (~65 words)
@@ -81,7 +81,7 @@ def _sentences(text: str) -> list[str]:
         s = s.strip()
         if not s or s.startswith(("#", "```", "~~~")):  # headings and code-fence markers are markup
             continue
-        if out and (out[-1].endswith((":", ",")) or OPTION_TERM.match(out[-1])):
+        if out and (out[-1].endswith(",") or leads_into_next(out[-1])):
             out[-1] = f"{out[-1]} {s}"
         else:
             out.append(s)
