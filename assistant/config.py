@@ -64,6 +64,9 @@ class Config:
     # declined 0.95 -> 0.89.
     min_quote: float = 0.55
     answer_candidates: int = 2  # windows the model may try before the best window is quoted; each try costs a generation; 0 = quote only
+    # stop the model as soon as the sentence it writes holds a number or identifier its window does not (the
+    # sentence would fail the support check anyway): the same answers, less time on failed candidates
+    stop_at_foreign_term: bool = True
     quote_evidence: bool = True  # show the evidence window under the model's answer: the facts in the document's own words
     generate_cjk: bool = False  # let the model write Chinese answers (off: the default model cannot; quote instead)
     match_named_terms: bool = True  # decline when the evidence never mentions a thing the question names ("Bitbucket Cloud", "GNOME"), or gives no number for a "how many"/"which port" question: catches most unanswerable questions, may miss a paraphrase ("USA" for "United States")

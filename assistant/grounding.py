@@ -223,13 +223,17 @@ def support_scores(claims: Sequence[str], passages: Sequence[str], embed: Embed 
 
 def _terms_ok(claim: str, passage: str) -> bool:
     """Every number and identifier of the claim occurs in the passage (case-insensitively)."""
-    if numbers(claim) - numbers(passage):
-        return False
+    return not foreign_terms(claim, passage)
+
+
+def foreign_terms(claim: str, passage: str) -> list[str]:
+    """The claim's numbers and identifiers that the passage does not hold (case-insensitively)."""
+    missing = sorted(numbers(claim) - numbers(passage))
     wanted = identifiers(claim)
-    if not wanted:
-        return True
-    text = " ".join(passage.lower().split())
-    return all(term in text for term in wanted)
+    if wanted:
+        text = " ".join(passage.lower().split())
+        missing += sorted(term for term in wanted if term not in text)
+    return missing
 
 
 def is_claim(sentence: str) -> bool:

@@ -107,6 +107,37 @@ def test_an_invented_option_makes_a_sentence_unsupported(models):
     assert "--force-now" not in answer.text and answer.extra.get("extracted")
 
 
+def test_the_model_is_stopped_at_an_invented_term(models):
+    """The sentence fails the check whatever follows "--force-now", so the model writes no more of it;
+    the answer is what the whole sentence gave (the document's own sentence, quoted)."""
+    reply = "Rotate the keys with acme keys rotate --force-now and wait until the console shows the new key."
+    pulled: dict[bool, list[str]] = {True: [], False: []}
+    texts = {}
+    for early in (True, False):
+        ctx = fixed_ctx(models, reply, config=Config(stop_at_foreign_term=early))
+        original = ctx.generator.stream
+
+        def counting(*a, _original=original, _early=early, **kw):
+            for piece in _original(*a, **kw):
+                pulled[_early].append(piece)
+                yield piece
+
+        ctx.generator.stream = counting
+        texts[early] = run(ctx, "Which command rotates API keys?")[0].text
+    assert texts[True] == texts[False] and "--force-now" not in texts[True]
+    assert len(pulled[False]) == 2 * len(reply.split(" "))  # both candidates written to the end
+    assert pulled[True].count("--force-now ") == 2 and len(pulled[True]) <= 2 * 9  # each stopped just after it
+
+
+def test_foreign_terms_are_the_numbers_and_identifiers_a_passage_lacks():
+    from assistant.grounding import foreign_terms
+
+    passage = "The server listens on port 8420; change it with the --port option or in /etc/acme.conf."
+    assert foreign_terms("It listens on port 8420 unless --port says otherwise.", passage) == []
+    assert foreign_terms("It listens on port 8080 with --listen-port.", passage) == ["8080", "--listen-port"]
+    assert foreign_terms("Edit /etc/acme.conf.", passage) == []
+
+
 def test_model_citations_are_checked(models):
     ctx = fixed_ctx(models, "Keys are stored encrypted with AES-256 [1]. The vault lives in the cloud [1].",
                     config=Config(context_passages=2))

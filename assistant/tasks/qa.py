@@ -26,7 +26,7 @@ from assistant.tasks.base import Event, Result, Status, TaskContext, TaskRequest
 from assistant.tasks.budget import closest_list, fit_text, passage_text, prompt_budget, rank_passages, relevance
 from assistant.tasks import answerability, rules
 from assistant.tasks.evidence import Evidence, narrow
-from assistant.tasks.streams import until_repeat, without_preamble
+from assistant.tasks.streams import until_foreign_term, until_repeat, without_preamble
 from assistant.types import Answer, SentenceCheck, Source
 from index.doc_ranking import bare_title
 from foundation.text import has_cjk
@@ -171,6 +171,8 @@ def _checked_answer(ctx: TaskContext, req: TaskRequest, ev: Evidence, checks: li
         ctx.generate_stream(messages, max_new_tokens=min(ANSWER_TOKENS, ctx.config.max_new_tokens),
                             temperature=req.temperature, stop=STOP),
         req.text, INSTRUCTION_ECHOES))
+    if ctx.config.stop_at_foreign_term:
+        stream = until_foreign_term(stream, " ".join(given))
     try:
         for sentence in _complete_sentences(stream):
             verdict = _verdict(ctx, sentence, given, checks, req.text)

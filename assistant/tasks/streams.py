@@ -40,6 +40,32 @@ def until_repeat(stream: Iterator[str], *, min_chars: int = 12) -> Iterator[str]
             close()
 
 
+def until_foreign_term(stream: Iterator[str], passage: str) -> Iterator[str]:
+    """Pass pieces through unchanged, and stop reading once the sentence being written holds a
+    number or identifier (an option, a snake_case name, a path) that `passage` does not.
+
+    Such a sentence fails the support check whatever follows (`grounding.foreign_terms`), so the
+    rest of it is not worth the model's time: on the default model a sentence costs ~1 s, and an
+    answer whose two candidate windows both fail wrote two of them before the quote was shown.
+    Only whole words count (the text up to the last space): "90" may still become "900".
+    Closing `stream` lets the generator halt the model.
+    """
+    text = ""
+    try:
+        for piece in stream:
+            yield piece
+            text += piece
+            sentences = grounding.split_sentences(text)
+            writing = sentences[-1] if sentences else ""
+            whole = writing.rsplit(None, 1)[0] if len(writing.split()) > 1 else ""
+            if whole and grounding.foreign_terms(whole, passage):
+                return
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
 def repeated_tail_cut(text: str) -> str:
     """`text` without sentences that repeat an earlier one (for text generated off-stream)."""
     out, seen = [], set()
