@@ -80,6 +80,42 @@ def test_without_its_name_line_a_man_page_leads_with_its_summary_section_not_its
     assert "[options]" not in text and "To start" not in text
 
 
+def test_without_its_name_line_a_one_sentence_summary_is_the_pages_own_first_sentence():
+    """Not a sentence the model writes about it: its "what is it for" sentences were backed by the
+    page's words yet wrong ("mkswap is for Linux kernel, not Solaris.")."""
+    text, gen = summarise(sources_of("sqlite3.1.txt", without_name(SQLITE3_MAN)), Shape("sentence"))
+    assert strip_citations(text) == SQLITE3_SUMMARY and not gen.prompts
+    assert form_respected(text, "sentence")
+
+
+UUID_DOC = '''r"""
+This module provides immutable UUID objects (class UUID) and the functions
+uuid1(), uuid3(), uuid4(), uuid5() for generating version 1, 3, 4, and 5
+UUIDs as specified in RFC 4122.
+
+If all you want is a unique ID, you should probably call uuid1() or uuid4().
+Note that uuid1() may compromise privacy since it creates a UUID containing
+the computer's network address.  uuid4() creates a random UUID.
+
+Typical usage:
+
+    >>> import uuid
+    >>> uuid.uuid4()
+"""
+
+import os
+'''  # the opening of Python's uuid.py, without its docstring's summary line (PSF licence)
+
+
+def test_a_sentence_wrapped_before_a_capital_is_quoted_whole():
+    """The wrap after "version 1, 3, 4, and 5" cut the sentence before "UUIDs" (a capital, which
+    the lower-case rule for wrapped lines does not join): the summary ended "... and 5"."""
+    for shape in (Shape("sentence"), Shape("paragraph")):
+        text, _ = summarise(sources_of("uuid.py", UUID_DOC), shape)
+        assert "and 5 UUIDs as specified in RFC 4122." in text, text
+        assert ">>>" not in text
+
+
 MAN_WITH_BOILERPLATE = """FROBNICATE(7)            Frob Manual            FROBNICATE(7)
 
 NAME
