@@ -8,9 +8,9 @@ scored below simply quoting the page's first words. So a shaped summary:
   DESCRIPTION / abstract / introduction section, a docstring's body, else its first prose);
 - never quotes page furniture (`boilerplate`: back matter, pointers elsewhere, disclaimers about
   the page, navigation bars);
-- answers "one sentence" with the page's own line when it has one; otherwise lets the model write
-  one sentence from ~120 words, keeps it when the checks find it supported, and falls back to the
-  document's own words;
+- answers "one sentence" with the page's own line when it has one, else with the first sentence
+  of its purpose passage; only a document with no sentence of prose lets the model write one
+  from ~120 words (kept when the checks find it supported);
 - gives a paragraph as the own line and the purpose's opening sentences (the model's paragraphs
   scored ROUGE-L 0.16 against the pages' descriptions, quoting 0.22);
 - gives bullets as sentences quoted from different sections (the lead first), each cited, up
