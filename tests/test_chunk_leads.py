@@ -49,3 +49,19 @@ def test_a_lead_is_packed_with_what_follows(text, joined):
     doc = LoadedDocument("x.md", "x", "markdown", [Section(text, [], 1)])
     chunks = chunk_document(doc, ApproxTokenCounter(), chunk_tokens=20, overlap=0)
     assert (len(chunks) == 1) == joined
+
+
+def test_a_shell_prompt_after_a_lead_is_evidence_not_a_heading():
+    """A root prompt ("# exportfs -ra", DocBook's <pre class="screen">) is a command, not a Markdown
+    heading (headings are in a passage's heading, never its text): dropped as one, the sentence
+    "... restarted with either of the following commands:" was the window and the quote without
+    the command the question asked for (the Debian Administrator's Handbook, NFS server)."""
+    from assistant.tasks.evidence import _sentences
+
+    passage = ("The file /etc/exports does not list any valid NFS shares on initial installation. Once it has "
+               "been edited, the NFS server must be restarted with either of the following commands:\n\n"
+               "# exportfs -ra\n\n# systemctl start nfs-kernel-server")
+    sentences = _sentences(passage)
+    assert sentences[1].startswith("Once it has been edited") and sentences[1].endswith("commands: # exportfs -ra")
+    assert sentences[2] == "# systemctl start nfs-kernel-server"
+    assert _sentences("```\nmake\n```") == ["make"]  # fence markers are still markup

@@ -69,7 +69,9 @@ class Evidence:
 
 
 def _sentences(text: str) -> list[str]:
-    """A passage's sentences, without headings and with over-long ones cut.
+    """A passage's sentences, without code-fence markers and with over-long ones cut. A line
+    starting with "#" stays: a passage's headings are in its heading, never its text, so such a
+    line is a root prompt or a comment ("# exportfs -ra" after "... the following commands:").
 
     A line that ends in ":" or "," is joined to the next ("To install it, run:" + "apt install
     foo"): the answer is often the command or value on the line after its introduction. So is a
@@ -79,7 +81,7 @@ def _sentences(text: str) -> list[str]:
     out: list[str] = []
     for s in split_sentences(text):
         s = s.strip()
-        if not s or s.startswith(("#", "```", "~~~")):  # headings and code-fence markers are markup
+        if not s or s.startswith(("```", "~~~")):  # code-fence markers are markup
             continue
         if out and (out[-1].endswith(",") or leads_into_next(out[-1])):
             out[-1] = f"{out[-1]} {s}"
