@@ -320,7 +320,7 @@ class Assistant:
                               options={"k": request.k, "temperature": temperature, "query": query,
                                        "tests": bool(tests)})
         try:
-            answer, first_token_at = yield from _relay(run_task(task, ctx, request), stop)
+            answer, first_token_at = yield from _relay(run_task(task, ctx, request), stop, max_tokens, ctx.count_tokens)
         except BaseException as exc:
             recorder.fail(turn, exc)
             raise
@@ -330,7 +330,8 @@ class Assistant:
         if notes:
             answer.extra.setdefault("notes", []).extend(notes)
         answer.timings = replace(ctx.timings, ttft_ms=(first_token_at - start) * 1000 if first_token_at else 0.0,
-                                 total_ms=(time.perf_counter() - start) * 1000)
+                                 total_ms=(time.perf_counter() - start) * 1000,
+                                 tokens_answer=ctx.count_tokens(answer.text) if answer.text else 0)
         recorder.finish(turn, question, answer)
         yield Result(answer)
 
@@ -365,21 +366,24 @@ def _resolved_task(task: str, question: str) -> str:
     return infer_task(question) if task == AUTO else task
 
 
-def _relay(events: Iterator[Event], stop: Sequence[str] | None = None
-           ) -> typing.Generator[Event, None, tuple[Answer, float]]:
+def _relay(events: Iterator[Event], stop: Sequence[str] | None = None, max_tokens: int | None = None,
+           count: Callable[[str], int] | None = None) -> typing.Generator[Event, None, tuple[Answer, float]]:
     """Pass a task's deltas and status lines on; return its answer and when the first text arrived.
 
     `stop` sequences end the answer wherever its text comes from: the model's calls stop on them
-    already, but quoted evidence, notes and test verdicts are written by the task itself.
+    already, but quoted evidence, notes and test verdicts are written by the task itself. So does
+    `max_tokens` (counted by `count`): the model's calls are capped, a quoted answer is cut here
+    (`answer.extra["cut"] = "max_tokens"`, which an OpenAI-style API reports as finish "length").
     """
     answer, first_token_at = None, 0.0
     text, sent, stopped = "", 0, False
+    given, cut = "", False
     for event in events:
         if isinstance(event, Result):
             answer = event.answer
             continue
         if isinstance(event, TextDelta):
-            if stopped:
+            if stopped or cut:
                 continue
             if stop:
                 text += event.text
@@ -387,17 +391,44 @@ def _relay(events: Iterator[Event], stop: Sequence[str] | None = None
                 if not piece:
                     continue
                 event = TextDelta(piece)
+            if max_tokens is not None and count is not None:
+                piece = _within_tokens(given, event.text, max_tokens, count)
+                cut = piece != event.text
+                if not piece:
+                    continue
+                given += piece
+                event = TextDelta(piece)
             if not first_token_at:
                 first_token_at = time.perf_counter()
         yield event
     assert answer is not None, "the task ended without a result"
-    if stop:
+    if stop and not cut:
         rest = unreleased(text, sent, stop)
+        if max_tokens is not None and count is not None:
+            rest = _within_tokens(given, rest, max_tokens, count)
         if rest:
             first_token_at = first_token_at or time.perf_counter()
+            given += rest
             yield TextDelta(rest)
         answer.text, _ = cut_at_stop(answer.text, stop)
+    if cut:
+        answer.text = given
+        answer.extra["cut"] = "max_tokens"
     return answer, first_token_at
+
+
+def _within_tokens(given: str, piece: str, max_tokens: int, count: Callable[[str], int]) -> str:
+    """The longest head of `piece` that keeps `given + piece` within `max_tokens` tokens."""
+    if not piece or count(given + piece) <= max_tokens:
+        return piece
+    lo, hi = 0, len(piece)
+    while lo < hi:  # binary search on characters: tokenizers are not linear in length
+        mid = (lo + hi + 1) // 2
+        if count(given + piece[:mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return piece[:lo]
 
 
 class AnswerStream:

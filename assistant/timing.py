@@ -16,7 +16,10 @@ class Timings:
     generation_ms: float = 0.0  # the model's own time
     total_ms: float = 0.0  # the whole answer, question in to last check done
     tokens_in: int = 0
-    tokens_out: int = 0
+    tokens_out: int = 0  # written by the model
+    # the answer's text as the caller got it, written or quoted (by the model's tokenizer): what an
+    # OpenAI-style API reports as completion tokens (a quoted answer is text the model did not write)
+    tokens_answer: int = 0
 
     @property
     def tokens_per_s(self) -> float:

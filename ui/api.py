@@ -301,12 +301,15 @@ class _StopFilter:
 
 
 def _finish_reason(answer: Any, max_tokens: int | None) -> str:
-    return "length" if max_tokens and answer.timings.tokens_out >= max_tokens else "stop"
+    cut = answer.extra.get("cut") == "max_tokens" or (max_tokens and answer.timings.tokens_out >= max_tokens)
+    return "length" if cut else "stop"
 
 
 def _usage(answer: Any) -> dict[str, int]:
+    """Completion tokens are the answer's, written or quoted (a quoted answer is text too)."""
     t = answer.timings
-    return {"prompt_tokens": t.tokens_in, "completion_tokens": t.tokens_out, "total_tokens": t.tokens_in + t.tokens_out}
+    out = t.tokens_answer or t.tokens_out
+    return {"prompt_tokens": t.tokens_in, "completion_tokens": out, "total_tokens": t.tokens_in + out}
 
 
 async def _sse(events: AsyncIterator[Any], cid: str, model: str, stop: list[str] | None,

@@ -60,7 +60,8 @@ class ServerMetrics:
                                         ["task"], buckets=ANSWER_BUCKETS, registry=r)
         self.first_token_seconds = Histogram("assistant_answer_first_token_seconds", "time to the first text, by task",
                                              ["task"], buckets=ANSWER_BUCKETS, registry=r)
-        self.tokens = Counter("assistant_tokens_generated", "tokens generated, by task", ["task"], registry=r)
+        self.tokens = Counter("assistant_tokens_generated", "answer tokens given (written by the model or quoted), by task",
+                              ["task"], registry=r)
         self.answers_running = Gauge("assistant_answers_running", "answers being generated now", ["origin"],
                                      registry=r)
         self.queue_depth = Gauge("assistant_queue_depth", "answers asked for and waiting for a worker", ["queue"],
