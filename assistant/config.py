@@ -64,6 +64,11 @@ class Config:
     # declined 0.95 -> 0.89.
     min_quote: float = 0.55
     answer_candidates: int = 2  # windows the model may try before the best window is quoted; each try costs a generation; 0 = quote only
+    # the model is asked only when the second-best evidence window scores within this of the best: it adds a choice
+    # between close windows, not the value (dev sets: its sentence on the best window never made an answer right
+    # that the window's quote did not). A window this far ahead is quoted at once (~50 ms instead of 1-3 s).
+    # Higher = the model more often; inf = on every question, as before.
+    model_margin: float = 0.10
     # stop the model as soon as the sentence it writes holds a number or identifier its window does not (the
     # sentence would fail the support check anyway): the same answers, less time on failed candidates
     stop_at_foreign_term: bool = True

@@ -59,6 +59,7 @@ ROWS.update({
     "declines by window wording (decline_by_vocabulary off)": {"decline_by_vocabulary": False},
     "no quote under the answer (quote_evidence off)": {"quote_evidence": False},
     "model written to the end of a failing sentence (stop_at_foreign_term off)": {"stop_at_foreign_term": False},
+    "the model on every question (model_margin inf)": {"model_margin": float("inf")},
     "one window for the model (answer_candidates 1)": {"answer_candidates": 1},
     "quote only, no model (answer_candidates 0)": {"answer_candidates": 0},
 })

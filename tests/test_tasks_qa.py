@@ -34,8 +34,11 @@ def models():
     return default_models()
 
 
-def fixed_ctx(models, reply, *, sources=SOURCES, config=None, window=2048):
+def fixed_ctx(models, reply, *, sources=SOURCES, config=None, window=2048, margin=float("inf")):
+    """These tests are about what happens to the model's answer, so the model is asked on every
+    question (by default only when windows are close: `test_a_window_clearly_ahead_is_quoted_without_the_model`)."""
     _, emb = models
+    config = (config or Config()).replace(model_margin=margin)
     return MemoryContext(sources, FixedGenerator(reply, context_window=window), emb, config)
 
 
@@ -215,7 +218,27 @@ def test_empty_question_is_an_error(models):
 @pytest.fixture(scope="module")
 def real_ctx(models):
     gen, emb = models
-    return MemoryContext(SOURCES, gen, emb)
+    return MemoryContext(SOURCES, gen, emb, Config(model_margin=float("inf")))
+
+
+def test_a_window_clearly_ahead_is_quoted_without_the_model(models):
+    """The model only chooses between close windows; a window far ahead is the answer at once."""
+    question = "Which port does the server listen on by default?"
+    for margin, asked in ((0.10, False), (float("inf"), True)):
+        ctx = fixed_ctx(models, "The server listens on port 8420 by default.", margin=margin)
+        answer, _ = run(ctx, question)
+        assert "8420" in answer.text and answer.sources[0].locator == "§ Linux"
+        assert bool(ctx.generator.prompts) == asked
+        assert answer.extra.get("extracted") != asked and answer.extra.get("reason", "clear window") == "clear window"
+
+
+def test_close_windows_are_left_to_the_model(models):
+    """Two pages that say the same of the old key (an older copy of the guide): their windows differ
+    by the retriever's order alone, so the model writes the answer and the second is its fallback."""
+    close = [SOURCES[0], replace(SOURCES[0], chunk_id="c9", path="docs/old/security.md")]
+    ctx = fixed_ctx(models, "The old key stays valid for 24 hours after rotation.", sources=close, margin=0.10)
+    answer, _ = run(ctx, "How long does the old key stay valid after rotation?")
+    assert ctx.generator.prompts and not answer.extra.get("extracted")
 
 
 def test_real_model_answers_with_the_right_citation(real_ctx):

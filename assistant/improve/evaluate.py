@@ -58,7 +58,20 @@ def expected_path(bot, item: Accepted) -> str | None:
 
 def evaluate_heldout(bot, model: str, items: list[Accepted], expected: dict[str, str | None], *,
                      progress: bool = True) -> dict[str, Any]:
-    """F1 / EM / citation accuracy on answerable items, decline accuracy on rightly-declined ones."""
+    """F1 / EM / citation accuracy on answerable items, decline accuracy on rightly-declined ones.
+
+    The model is asked on every question (`Config.model_margin` off): this scores the model, and
+    by default a window clearly ahead of the others is quoted without it."""
+    served = bot.config
+    bot.config = served.replace(model_margin=float("inf"))
+    try:
+        return _heldout_scores(bot, model, items, expected, progress=progress)
+    finally:
+        bot.config = served
+
+
+def _heldout_scores(bot, model: str, items: list[Accepted], expected: dict[str, str | None], *,
+                    progress: bool) -> dict[str, Any]:
     f1s, ems, cites, declines, unsupported, samples = [], [], [], [], [], []
     for item in tqdm(items, desc=f"held-out ({_short(model)})", disable=not progress, leave=False):
         # within shared: the served model answers everyone, and the report's samples are shown to everyone
