@@ -22,6 +22,7 @@ from assistant.generation import Generator, load_generator
 from assistant.generation.base import cut_at_stop, releasable, unreleased
 from assistant.tasks import run_task
 from assistant.tasks.base import Event, Result, Status, TaskRequest, TextDelta
+from assistant.tasks.budget import longest_fitting
 from assistant.tasks.rewrite import standalone_query
 from assistant.tasks.routing import AUTO, TASK_CHOICES, infer_task
 from assistant.turns import TurnRecorder
@@ -421,14 +422,7 @@ def _within_tokens(given: str, piece: str, max_tokens: int, count: Callable[[str
     """The longest head of `piece` that keeps `given + piece` within `max_tokens` tokens."""
     if not piece or count(given + piece) <= max_tokens:
         return piece
-    lo, hi = 0, len(piece)
-    while lo < hi:  # binary search on characters: tokenizers are not linear in length
-        mid = (lo + hi + 1) // 2
-        if count(given + piece[:mid]) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    return piece[:lo]
+    return piece[:longest_fitting(len(piece), lambda n: count(given + piece[:n]) <= max_tokens)]
 
 
 class AnswerStream:

@@ -176,7 +176,7 @@ def eval_key(run: CycleRun, model: str, sanity: list[dict[str, str]]) -> str:
              json.dumps(sanity), json.dumps([c.top_k, c.context_passages, c.max_new_tokens, c.min_relevance,
                                              c.temperature, c.context_window, c.backend, c.narrow_evidence,
                                              c.evidence_sources, c.min_evidence, c.min_quote, c.answer_candidates,
-                                             c.quote_evidence, c.model_margin])]
+                                             c.quote_evidence])]  # (model_margin: the evaluation asks the model on every question)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 

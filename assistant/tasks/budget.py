@@ -6,7 +6,7 @@ context's own tokenizer.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -33,21 +33,29 @@ def prompt_budget(ctx: TaskContext, max_new_tokens: int | None = None) -> int:
     return max(32, ctx.context_window() - answer_room(ctx, max_new_tokens) - PROMPT_OVERHEAD)
 
 
+def longest_fitting(size: int, fits: Callable[[int], bool]) -> int:
+    """The largest n <= size for which `fits(n)` holds, `fits` being true up to some n and false
+    after it (0 when only 0 fits): a binary search, as tokenizers are not linear in length."""
+    lo, hi = 0, size
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def fit_text(ctx: TaskContext, text: str, max_tokens: int, *, keep: str = "head") -> str:
     """`text` cut to at most `max_tokens` tokens (keeping its head or its tail), marked with '…'."""
     if max_tokens <= 0:
         return ""
     if ctx.count_tokens(text) <= max_tokens:
         return text
-    lo, hi = 0, len(text)
-    while lo < hi:  # binary search on characters: tokenizers are not linear in length
-        mid = (lo + hi + 1) // 2
-        piece = text[:mid] if keep == "head" else text[-mid:]
-        if ctx.count_tokens(piece + ELLIPSIS) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    piece = text[:lo] if keep == "head" else text[-lo:]
+    def part(n: int) -> str:
+        return text[:n] if keep == "head" else text[-n:]
+
+    piece = part(longest_fitting(len(text), lambda n: ctx.count_tokens(part(n) + ELLIPSIS) <= max_tokens))
     if keep == "head":
         cut = piece.rfind(" ")
         piece = piece[:cut] if cut > len(piece) * 0.8 else piece

@@ -117,7 +117,8 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
     if chinese and not ctx.config.generate_cjk:
         yield from _quote(req, found, reason="chinese", off=off)
         return
-    for n, ev in enumerate(found.evidence[:ctx.config.answer_candidates] if _close_call(ctx, found) else []):
+    close = _close_call(ctx, found)
+    for n, ev in enumerate(found.evidence[:ctx.config.answer_candidates] if close else []):
         sources = _cited_first(found.sources, ev.source)
         checks: list[SentenceCheck] = []
         for event in _checked_answer(ctx, req, ev, checks):
@@ -134,7 +135,7 @@ def run(ctx: TaskContext, req: TaskRequest) -> Iterator[Event]:
             yield Result(answer)
             return
     if found.evidence[0].score >= ctx.config.min_quote:
-        yield from _quote(req, found, reason="unsupported" if _close_call(ctx, found) else "clear window", off=off)
+        yield from _quote(req, found, reason="unsupported" if close else "clear window", off=off)
     else:  # neither the model nor a strong sentence: most often the documents do not answer it
         yield from _decline(req, found.sources, found.relevance, "no supported answer")
 

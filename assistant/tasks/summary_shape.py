@@ -27,6 +27,7 @@ from assistant import grounding
 from assistant.tasks.base import TaskContext, TaskRequest, generate_text
 from assistant.tasks.budget import fit_text, passage_text
 from assistant.types import SentenceCheck, Source
+from index.man_text import FILLED_SHARE  # a line this much of the widest was wrapped by an editor
 from index.sections import OPTION_TERM
 
 PURPOSE_HEADINGS = re.compile(r"\b(description|abstract|introduction|overview|summary|about|purpose|"
@@ -230,7 +231,6 @@ def _without_definitions(text: str) -> str:
     return "\n".join(out)
 
 
-FILLED_SHARE = 0.6  # a line this much of the text's widest was wrapped by its author's editor (as index.man_text)
 _GOES_ON = re.compile(r"[A-Za-z0-9(\[`'\"]")
 
 
