@@ -55,6 +55,12 @@ RULES = (
          "a passage of another page outranking the page the question names ('git tag' -> git-tag(1))",
          "git+faq strict accuracy 0.524 -> 0.515, citations 0.723 -> 0.703; no change elsewhere (few "
          "questions name a page: 32, 5, 0, 0, 8)"),
+    Rule("name-line-how-to", "assistant.tasks.budget.rank_passages",
+         "a manual page's NAME line ('sort - sort lines of text files') quoted as the answer to how to do "
+         "something with the command it names: it says what the command is, which the asker already wrote",
+         "strict accuracy zh 0.54 -> 0.50 (sort -r, grep -v; answerable wrongly declined 0.06 -> 0.04: a wrong "
+         "answer, ping -c, is declined with it on); git+faq, paraphrase, handbook and sqlite unchanged (added "
+         "2026-12-07; the NAME line of git-log still led 'how do I show each commit of git log on one line?')"),
     Rule("absent-term", "assistant.tasks.answerability.judge",
          "answering a question about something the documents never mention with the default of something else",
          "unanswerable declined paraphrase 0.933 -> 0.333, git+faq 0.684 -> 0.632, handbook 0.50 -> 0.375, "
@@ -102,6 +108,9 @@ ASKS_OPTION = re.compile(r"\b(option|flag|switch|command|argument|parameter|sett
                          r"keyword|pragma|which|what)\b|选项|参数|命令|怎样|怎么|如何", re.I)
 HAS_NUMBER = re.compile(r"\d")
 HAS_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z]+_[A-Za-z_]+\b|`[^`]+`|\b[a-z]+\.[a-z]+\b")
+# name-line-how-to: the question asks how to do something, or for an option ("怎样", "用哪个选项").
+ASKS_HOW = re.compile(r"\bhow (?:do|can|could|should|would|to)\b|\b(?:which|what) (?:option|flag|switch|argument|"
+                      r"setting)s?\b|怎样|怎么|如何|哪个选项|什么选项|哪个参数|用哪个|加哪个", re.I)
 # page-name: "Which command / tool / file ...?": the answer is often the name of the page quoted.
 ASKS_FOR_NAME = re.compile(r"^\s*(which|what)\s+(?:[\w'-]+\s+){0,3}?(command|tool|utility|program|binary|file|hook|"
                            r"subcommand|function|pragma)s?\b|哪个命令|什么命令|哪个工具|哪个程序|哪个文件|什么文件", re.I)
