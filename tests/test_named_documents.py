@@ -92,3 +92,13 @@ def test_the_answer_reads_the_named_page_first(idx):
     assert first() == "orbit-tag.md"
     ctx.config = ctx.config.replace(rules_off="named-page-lead")  # the rule off (assistant/tasks/rules.py)
     assert first() != "orbit-tag.md"
+
+
+def test_a_one_word_name_counts_in_a_chinese_question_only():
+    """In a Chinese question a word in Latin letters is a name ("sort 按数值大小排序要加哪个选项？"
+    names sort(1), saved as sort.1); in an English one "sort" is what the question asks to do."""
+    names = doc_ranking.name_words("sort.1", "zh/man1/sort.1.txt")
+    assert names == {("sort",)}
+    assert doc_ranking.spelled_out("sort 按数值大小排序要加哪个选项？", names) == {("sort",)}
+    assert doc_ranking.spelled_out("How do I sort lines by number?", names) == set()
+    assert doc_ranking.bare_title("shutdown.8") == "shutdown" and doc_ranking.bare_title("Python 3.1") == "Python 3.1"
