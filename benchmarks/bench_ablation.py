@@ -84,8 +84,6 @@ def can_apply(rule: str, question: str, bot: Assistant) -> bool:
         return bool(rules.ASKS_NUMBER.search(question))
     if rule == "option-bonus":
         return bool(rules.ASKS_OPTION.search(question))
-    if rule == "name-line-how-to":
-        return bool(rules.ASKS_HOW.search(question))
     if rule == "page-name":
         return bool(rules.ASKS_FOR_NAME.search(question))
     if rule == "quantity-without-number":

@@ -22,23 +22,6 @@ READER_VERSIONS = {"html": 3, "text": 2}
 OPTION_TERM = re.compile(r"^[-+]{1,2}[^\s,]+(?:,?[ \t]+(?:[-+]{1,2}[^\s,]+|\[[^\]]*\]|<[^>]*>|[A-Z][A-Z_]*|\w+)){0,3},?$")
 
 
-# A manual page's NAME section: its heading ("NAME", "名称", "NAME(名称)" in translated pages), then
-# "ls, dir - list directory contents": the page's names and what it is, in its authors' words.
-NAME_HEADING = re.compile(r"(?:^|>)\s*(?:NAME|Name|名称|名字)(?:\s*[(（]\s*(?:NAME|名称|名字)\s*[)）])?\s*$")
-NAMES_DASH = re.compile(r"^(\S.{0,200}?)\s+[-\u2010-\u2015]+\s*(\S.*)$")  # "ls, dir - list ..."
-NAME_LINE_WORDS = 40  # longer than this, a NAME section holds more than its one line
-
-
-def name_line_names(heading: str, text: str) -> list[str]:
-    """The names a manual page's NAME line gives ("grep, egrep, fgrep - print lines matching a
-    pattern" -> grep, egrep, fgrep), when the passage is that line; [] for any other passage."""
-    line = " ".join(text.split())
-    m = NAMES_DASH.match(line) if NAME_HEADING.search(heading or "") else None
-    if not m or len(line.split()) > NAME_LINE_WORDS:
-        return []
-    return [n.strip() for n in m.group(1).split(",") if n.strip()]
-
-
 def leads_into_next(line: str) -> bool:
     """A line that is not complete without the one after it: an option's term ("-m"), or one that
     introduces what follows ("To install it, run:")."""

@@ -69,23 +69,6 @@ def test_each_decline_rule_declines_and_its_switch_stops_it(question, mentions, 
     assert verdict is None or verdict.rule != rule
 
 
-def test_a_name_line_is_not_the_answer_to_how_to_use_the_command_it_names():
-    from assistant.tasks.budget import names_itself
-
-    def name_line(text: str, heading: str = "git-log(1) Manual Page > NAME") -> Source:
-        return Source(path="git-log.html", title="git-log(1)", locator="", snippet="", score=1.0, text=text,
-                      heading=heading)
-
-    log = name_line("git-log - Show commit logs")
-    assert names_itself("How do I show each commit of git log on a single line?", log)
-    assert not names_itself("Which command shows the commit logs?", log)  # not named: the line may answer it
-    assert not names_itself("How do I show each commit of git log?", name_line("Show commit logs", "DESCRIPTION"))
-    grep = name_line("grep, egrep, fgrep - 打印匹配给定模式的行", "NAME(名称)")
-    assert names_itself("fgrep 怎样只选出不匹配模式的行？", grep)
-    assert rules.ASKS_HOW.search("sort 按数值大小排序要加哪个选项？") and rules.ASKS_HOW.search("How can I undo it?")
-    assert not rules.ASKS_HOW.search("What does the name of the rerere command stand for?")
-
-
 @pytest.fixture(scope="module")
 def grep_zh_bot(tmp_path_factory):
     """An assistant over one real Chinese manual page (grep(1) from manpages-zh), default models."""
@@ -99,9 +82,9 @@ def grep_zh_bot(tmp_path_factory):
     bot.close()
 
 
-def test_name_line_rule_and_its_switch_on_a_real_page(grep_zh_bot):
-    """"grep, egrep, fgrep - 打印匹配给定模式的行" covers the question's words best, and said nothing
-    the asker did not know: the answer is the option line under it."""
+def test_option_bonus_on_a_real_page_and_its_switch(grep_zh_bot):
+    """"grep, egrep, fgrep - 打印匹配给定模式的行" (the NAME line) shares the most words with the
+    question and says nothing the asker did not know; the option line under it answers."""
     from assistant.context import WorkspaceContext
     from assistant.tasks.base import TaskRequest
 
@@ -112,4 +95,4 @@ def test_name_line_rule_and_its_switch_on_a_real_page(grep_zh_bot):
         return qa.plan(ctx, TaskRequest(text=question, query=question, history=[], k=5)).evidence[0].text
 
     assert "--invert-match" in first()
-    assert first(rules_off="name-line-how-to").startswith("grep, egrep, fgrep - ")
+    assert first(rules_off="option-bonus").startswith("grep, egrep, fgrep - ")

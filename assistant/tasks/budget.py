@@ -6,7 +6,6 @@ context's own tokenizer.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,11 +16,9 @@ from assistant.tasks.base import TaskContext
 from assistant.types import Source
 from foundation.text import has_cjk
 from index.doc_ranking import name_words, spelled_out
-from index.sections import name_line_names
 
 PROMPT_OVERHEAD = 48  # chat-template tokens around the messages (role markers, BOS, separators)
 ELLIPSIS = " …"
-AFTER_THE_OTHERS = 10.0  # a demoted passage's score falls below any other's (scores stay within 0-2)
 NAMED_PAGE = 0.2  # rank_passages: the named page's lead (tuning set: 0.1 and 0.2 both took citations 0.742 -> 0.763)
 
 
@@ -86,19 +83,7 @@ def rank_passages(ctx: TaskContext, query: str, hits: Sequence[Source]) -> list[
     w_cos, w_lex = (0.25, 0.65) if has_cjk(query) else (0.55, 0.35)
     lead = NAMED_PAGE if "named-page-lead" not in rules.disabled(ctx.config.rules_off) else 0.0
     score = w_cos * cos + w_lex * lex + 0.10 * retr + lead * named
-    if "name-line-how-to" not in rules.disabled(ctx.config.rules_off) and rules.ASKS_HOW.search(query):
-        score -= np.array([names_itself(query, h) for h in hits], dtype=np.float64) * AFTER_THE_OTHERS
     return sorted(((i, float(s)) for i, s in enumerate(score)), key=lambda x: -x[1])
-
-
-def names_itself(query: str, hit: Source) -> bool:
-    """Whether `hit` is a manual page's NAME line ("sort - sort lines of text files") for a command the
-    query names: it says what the command is, which a question naming it already knows (rule
-    name-line-how-to; a question that does not name it, "which command applies patches from a
-    mailbox?", may well be answered by it)."""
-    words = " ".join(re.findall(r"[a-z0-9]+", query.lower()))
-    return any(re.search(rf"(?<![a-z0-9]){' '.join(re.findall(r'[a-z0-9]+', n.lower()))}(?![a-z0-9])", words)
-               for n in name_line_names(hit.heading or "", passage_text(hit)) if re.search(r"[a-z0-9]", n.lower()))
 
 
 def passage_text(source: Source) -> str:

@@ -28,7 +28,7 @@ from assistant.tasks.base import TaskContext, TaskRequest, generate_text
 from assistant.tasks.budget import fit_text, passage_text
 from assistant.types import SentenceCheck, Source
 from index.man_text import FILLED_SHARE  # a line this much of the widest was wrapped by an editor
-from index.sections import NAME_HEADING, NAME_LINE_WORDS, NAMES_DASH, OPTION_TERM
+from index.sections import OPTION_TERM
 
 PURPOSE_HEADINGS = re.compile(r"\b(description|abstract|introduction|overview|summary|about|purpose|"
                               r"简介|描述|概述|说明)\b", re.IGNORECASE)
@@ -86,6 +86,8 @@ _ABOUT_THE_PROMPT = re.compile(r"\b(the|this) (text|passage|excerpt|snippet) (ab
 # (a rendered page) or as the heading of its section (an HTML page), then "ls - list directory
 # contents". Its description is the page's own summary, written by its authors.
 _NAME_LINE = re.compile(r"(?m)^[ \t]*(?:NAME|Name|名称|名字)[ \t]*\n((?:[ \t]+\S.*(?:\n|$))+)")
+_NAME_HEADING = re.compile(r"(?:^|>)\s*(?:NAME|Name|名称|名字)\s*$")
+_NAMES_DASH = re.compile(r"^(\S.{0,200}?)\s+[-\u2010-\u2015]+\s*(\S.*)$")  # "ls, dir - list ..."
 _DOCSTRING = re.compile(r'^(?:[ \t]*#[^\n]*\n|[ \t]*\n)*[ \t]*[rRuU]{0,2}("""|\'\'\')(.*?)\1', re.DOTALL)
 _LINES = re.compile(r"lines (\d+)-(\d+)")
 LEAD_SEARCH = 4  # passages searched for a NAME line: it sits at the top of a page
@@ -109,9 +111,9 @@ def name_line(sources: Sequence[Source]) -> tuple[int, str] | None:
     for i, s in enumerate(sources[:LEAD_SEARCH]):
         text = passage_text(s)
         m = _NAME_LINE.search(text)
-        body = m.group(1) if m else (text if NAME_HEADING.search(s.heading or "") else "")
+        body = m.group(1) if m else (text if _NAME_HEADING.search(s.heading or "") else "")
         line = " ".join(body.split())
-        if line and NAMES_DASH.match(line) and len(line.split()) <= NAME_LINE_WORDS:
+        if line and _NAMES_DASH.match(line) and len(line.split()) <= 40:
             return i, line
     return None
 
