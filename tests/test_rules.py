@@ -69,6 +69,19 @@ def test_each_decline_rule_declines_and_its_switch_stops_it(question, mentions, 
     assert verdict is None or verdict.rule != rule
 
 
+def test_a_version_or_a_date_is_not_the_number_a_quantity_question_asks_for():
+    from assistant.tasks.answerability import states_quantity
+
+    question = "How many connections does the connection pool keep open by default?"
+    window = "Beginning with version 3.37.0 (2021-11-27), the CLI can hold multiple database connections open."
+    assert not states_quantity(window, question)
+    verdict, _ = judge(question, [_Window(window)], lambda t: 2)
+    assert verdict is not None and verdict.rule == "quantity-without-number"
+    assert states_quantity(window.replace("multiple", "10"), question)
+    assert states_quantity(window, "Since which version can the CLI hold several connections?")
+    assert states_quantity("prune --expire 2.weeks.ago", "How old must objects be before they are pruned?")
+
+
 @pytest.fixture(scope="module")
 def grep_zh_bot(tmp_path_factory):
     """An assistant over one real Chinese manual page (grep(1) from manpages-zh), default models."""

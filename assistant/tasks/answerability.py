@@ -193,9 +193,17 @@ def asks_for_quantity(question: str) -> bool:
     return bool(_QUANTITY_Q.search(question)) and not _NOT_QUANTITY_Q.search(question)
 
 
-def states_quantity(text: str) -> bool:
+# A version ("3.37.0") or a date ("2021-11-27") says when, not how many: it answers a quantity
+# question only when the question asks when or which version.
+_WHEN = re.compile(r"\b\d+\.\d+\.\d+(?:\.\d+)*\b|\b\d{4}-\d{2}-\d{2}\b")
+_ASKS_WHEN = re.compile(r"\b(version|release|year|date|when)\b|版本|哪年|何时|什么时候", re.I)
+
+
+def states_quantity(text: str, question: str = "") -> bool:
     """A number standing on its own ("10", "2.weeks.ago", "1,000", "64KB", "twenty"), not one inside
-    a name such as sqlite3_open, x86 or v2."""
+    a name such as sqlite3_open, x86 or v2, nor a version or date unless `question` asks when."""
+    if question and not _ASKS_WHEN.search(question):
+        text = _WHEN.sub(" ", text)
     return bool(_QUANTITY.search(text))
 
 
@@ -307,7 +315,7 @@ def judge(question: str, windows: Sequence, mentions: Callable[[str], int] | Non
                            DECLINE_NOT_IN_WINDOWS.format(terms=quoted(misses[0]))), []
         kept = named
     if asks_for_quantity(question) and "quantity-without-number" not in off:
-        counted = [w for w in kept if states_quantity(w.text)]
+        counted = [w for w in kept if states_quantity(w.text, question)]
         if not counted:
             return Verdict("quantity-without-number", DECLINE_NO_QUANTITY), []
         kept = counted
