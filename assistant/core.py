@@ -6,6 +6,8 @@ retrieval lives in `index`, prompting and checking in `assistant.tasks`, text ge
 """
 from __future__ import annotations
 
+import copy
+
 import logging
 import threading
 import time
@@ -74,6 +76,16 @@ class Assistant:
         if overrides:
             cfg = cfg.replace(**overrides)
         return cls(ws, cfg)
+
+    def with_settings(self, **changes: Any) -> "Assistant":
+        """This assistant under other answer settings (`Config` fields), sharing its index, loaded
+        models, log and collections: what an evaluation uses to score a setting the served assistant
+        does not have, without changing what concurrent callers of this one get. Never close it."""
+        self.index  # loaded here, so that the view shares it instead of loading its own
+        self.log
+        view = copy.copy(self)
+        view.config = self.config.replace(**changes)
+        return view
 
     @property
     def index(self):

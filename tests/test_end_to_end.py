@@ -131,3 +131,20 @@ def test_warm_up_loads_the_model_embedder_and_log_before_the_first_question(tmp_
         assert bot.loaded_models == [bot.model_name]  # the served generator is loaded
     finally:
         bot.close()
+
+
+def test_other_settings_for_an_evaluation_leave_the_served_assistant_alone(demo_bot, monkeypatch):
+    """The learning loop scores the model on every question (model_margin inf) while the served
+    assistant may be answering users: it gets a view, the served one keeps its settings."""
+    from assistant.improve import evaluate
+
+    served = demo_bot.config
+    seen = []
+    monkeypatch.setattr(evaluate, "_heldout_scores",
+                        lambda bot, *a, **k: seen.append((bot.config.model_margin, demo_bot.config)) or {})
+    evaluate.evaluate_heldout(demo_bot, "base", [], {}, progress=False)
+    assert seen == [(float("inf"), served)] and demo_bot.config is served
+    view = demo_bot.with_settings(model_margin=float("inf"))
+    assert view.index is demo_bot.index and view.generator("base") is demo_bot.generator("base")
+    answer = view.ask("How do I ingest documents?", log=False)
+    assert not answer.declined and demo_bot.config.model_margin == served.model_margin != float("inf")

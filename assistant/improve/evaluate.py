@@ -61,13 +61,9 @@ def evaluate_heldout(bot, model: str, items: list[Accepted], expected: dict[str,
     """F1 / EM / citation accuracy on answerable items, decline accuracy on rightly-declined ones.
 
     The model is asked on every question (`Config.model_margin` off): this scores the model, and
-    by default a window clearly ahead of the others is quoted without it."""
-    served = bot.config
-    bot.config = served.replace(model_margin=float("inf"))
-    try:
-        return _heldout_scores(bot, model, items, expected, progress=progress)
-    finally:
-        bot.config = served
+    by default a window clearly ahead of the others is quoted without it. The served assistant's
+    own settings are left as they are (`Assistant.with_settings`): it may be answering users meanwhile."""
+    return _heldout_scores(bot.with_settings(model_margin=float("inf")), model, items, expected, progress=progress)
 
 
 def _heldout_scores(bot, model: str, items: list[Accepted], expected: dict[str, str | None], *,
