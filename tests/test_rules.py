@@ -41,6 +41,10 @@ def test_value_bonuses_and_their_switches():
     assert value_bonus(q_option, "-a, --all do not ignore entries starting with .") > 0
     assert value_bonus(q_option, "-a, --all do not ignore entries", frozenset({"option-bonus"})) == 0
     assert value_bonus("显示隐藏文件要用什么选项？", "-a, --all 列出所有文件") > 0  # the Chinese question pattern
+    # asked expressly (an option, "how do I", 怎样): the whole bonus; a bare "which" or "what": half of it
+    how = value_bonus("How do I stash files git has never tracked?", "-u, --include-untracked stash them too")
+    which = value_bonus("Which files does stash keep?", "-u, --include-untracked stash them too")
+    assert how > which > 0
 
 
 def test_page_name_rule_and_its_switch():
