@@ -7,7 +7,6 @@ retrieval lives in `index`, prompting and checking in `assistant.tasks`, text ge
 from __future__ import annotations
 
 import copy
-
 import logging
 import threading
 import time
@@ -81,7 +80,7 @@ class Assistant:
         """This assistant under other answer settings (`Config` fields), sharing its index, loaded
         models, log and collections: what an evaluation uses to score a setting the served assistant
         does not have, without changing what concurrent callers of this one get. Never close it."""
-        self.index  # loaded here, so that the view shares it instead of loading its own
+        self.index  # both opened here, so that the view shares them instead of opening its own
         self.log
         view = copy.copy(self)
         view.config = self.config.replace(**changes)

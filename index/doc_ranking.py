@@ -29,12 +29,12 @@ list may rank that page, yet the user has said which page it is. In a Chinese qu
 Latin letters is a name on its own ("sort 按数值大小排序要加哪个选项？" names sort(1)): one-word names
 count there, and only there (zh, 50 questions, same run: hybrid nDCG@10 0.897 -> 0.949, recall@1
 0.82 -> 0.94; answers: citations 0.79 -> 0.94, strict accuracy 0.54 either way, three lucky answers
-from another page's option became three right ones from the named page). Such a *named document* joins the
-candidates with its best passages, which get `named_bonus`. Measured (nDCG@10, bonus 0 / 0.15 /
-0.3 / 0.5): git+FAQ 0.860 / 0.874 / 0.878 / 0.883, the same with the passage required 0.656 /
-0.663 / 0.668 / 0.670, Python's reference topics 0.875 / 0.879 / 0.885 / 0.885; the short pages
-and the Chinese pages (one-word names) unchanged at 0.919 and 0.896. 0.3 takes most of the gain
-while a named page's passages still leave room for other files.
+from another page's option became three right ones from the named page). Such a *named document*
+joins the candidates with its best passages, which get `named_bonus`. Measured (nDCG@10, bonus 0
+/ 0.15 / 0.3 / 0.5): git+FAQ 0.860 / 0.874 / 0.878 / 0.883, the same with the passage required
+0.656 / 0.663 / 0.668 / 0.670, Python's reference topics 0.875 / 0.879 / 0.885 / 0.885; the short
+pages and the Chinese pages (whose one-word names did not count then) unchanged at 0.919 and
+0.896. 0.3 takes most of the gain while a named page's passages still leave room for other files.
 """
 from __future__ import annotations
 
