@@ -56,7 +56,9 @@ RULES = (
     Rule("named-page-lead", "assistant.tasks.budget.rank_passages",
          "a passage of another page outranking the page the question names ('git tag' -> git-tag(1))",
          "git+faq strict accuracy 0.524 -> 0.515, citations 0.723 -> 0.703; no change elsewhere (few "
-         "questions name a page: 32, 5, 0, 0, 8)"),
+         "questions name a page: 32, 5, 0, 0, 8). Since a Latin word names a page in a Chinese question "
+         "(2026-12-07, 52 zh questions name one): git+faq 0.650 -> 0.641 (citations 0.757 -> 0.718), zh 0.58 "
+         "-> 0.56 (citations 0.959 -> 0.898)"),
     Rule("absent-term", "assistant.tasks.answerability.judge",
          "answering a question about something the documents never mention with the default of something else",
          "unanswerable declined paraphrase 0.933 -> 0.333, git+faq 0.684 -> 0.632, handbook 0.50 -> 0.375, "
