@@ -22,6 +22,12 @@ class Timings:
     tokens_answer: int = 0
 
     @property
+    def completion_tokens(self) -> int:
+        """The answer's tokens as usage and metrics report them: `tokens_answer`, or what the model
+        wrote where the answer's text was not counted (a record made outside `Assistant.stream_events`)."""
+        return self.tokens_answer or self.tokens_out
+
+    @property
     def tokens_per_s(self) -> float:
         return self.tokens_out / (self.generation_ms / 1000) if self.generation_ms else 0.0
 

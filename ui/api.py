@@ -308,8 +308,8 @@ def _finish_reason(answer: Any, max_tokens: int | None) -> str:
 def _usage(answer: Any) -> dict[str, int]:
     """Completion tokens are the answer's, written or quoted (a quoted answer is text too)."""
     t = answer.timings
-    out = t.tokens_answer or t.tokens_out
-    return {"prompt_tokens": t.tokens_in, "completion_tokens": out, "total_tokens": t.tokens_in + out}
+    return {"prompt_tokens": t.tokens_in, "completion_tokens": t.completion_tokens,
+            "total_tokens": t.tokens_in + t.completion_tokens}
 
 
 async def _sse(events: AsyncIterator[Any], cid: str, model: str, stop: list[str] | None,

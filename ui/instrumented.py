@@ -99,8 +99,8 @@ class InstrumentedAssistant:
             m.answer_seconds.labels(task).observe(seconds)
             if first is not None:
                 m.first_token_seconds.labels(task).observe(first)
-            timings = getattr(answer, "timings", None)  # the answer's tokens, written or quoted (as the API's usage)
-            tokens = int(getattr(timings, "tokens_answer", 0) or getattr(timings, "tokens_out", 0) or 0)
+            # the answer's tokens, written or quoted (as the API's usage)
+            tokens = int(getattr(getattr(answer, "timings", None), "completion_tokens", 0) or 0)
             if tokens:
                 m.tokens.labels(task).inc(tokens)
             log.info(json.dumps({"event": "answer", "request_id": rid, "task": task, "origin": origin,
