@@ -65,3 +65,22 @@ def test_a_shell_prompt_after_a_lead_is_evidence_not_a_heading():
     assert sentences[1].startswith("Once it has been edited") and sentences[1].endswith("commands: # exportfs -ra")
     assert sentences[2] == "# systemctl start nfs-kernel-server"
     assert _sentences("```\nmake\n```") == ["make"]  # fence markers are still markup
+
+
+def test_an_option_joined_to_its_description_does_not_take_the_next_option():
+    """An option's term line is joined to its description ("-l, --lines" + "输出换行符统计数"); the
+    joined line is complete. wc(1) in Chinese writes its descriptions without a full stop, and the
+    joined line still looked like a term (a CJK description reads as an option's argument word), so
+    "-c, --bytes 输出字节统计数 -m, --chars" was one sentence and "输出字符统计数" another: the
+    window for "which option counts lines" held the wrong option's line."""
+    from assistant.tasks.evidence import _sentences
+    from index.man_text import load_man_text
+
+    page = (Path(__file__).parent / "fixtures" / "man" / "wc.zh_CN.1.txt").read_text(encoding="utf-8")
+    sentences = [s for section in load_man_text(page, "wc.1") for s in _sentences(section.text)]
+    assert "-c, --bytes 输出字节统计数" in sentences
+    assert "-m, --chars 输出字符统计数" in sentences
+    assert "-l, --lines 输出换行符统计数" in sentences
+    assert "--help 显示此帮助信息并退出" in sentences and "--version 显示版本信息并退出" in sentences
+    # a lead that ends in ":" still takes the line after it
+    assert _sentences("To count lines, run:\n\nwc -l FILE") == ["To count lines, run: wc -l FILE"]

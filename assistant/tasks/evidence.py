@@ -81,16 +81,23 @@ def _sentences(text: str) -> list[str]:
     A line that ends in ":" or "," is joined to the next ("To install it, run:" + "apt install
     foo"): the answer is often the command or value on the line after its introduction. So is a
     line that only names an option ("-p, --parents" + "make parent directories as needed", a
-    manual page's layout): the question matches the description, the answer is the option.
+    manual page's layout): the question matches the description, the answer is the option. The
+    joined line is complete: wc(1) in Chinese ends its descriptions without a full stop, and
+    "-c, --bytes 输出字节统计数" still reads as a term (a CJK word as the option's argument), which
+    took the next option's term into its sentence (zh strict accuracy 0.58 -> 0.60 without it).
     """
     out: list[str] = []
+    joined = False  # out[-1] is an option's term with its description: complete, unless it ends in ":" or ","
     for s in split_sentences(text):
         s = s.strip()
         if not s or s.startswith(("```", "~~~")):  # code-fence markers are markup
             continue
-        if out and (out[-1].endswith(",") or leads_into_next(out[-1])):
-            out[-1] = f"{out[-1]} {s}"
+        last = out[-1] if out else ""
+        if out and (last.endswith((",", ":")) or (not joined and leads_into_next(last))):
+            joined = not last.endswith((",", ":"))
+            out[-1] = f"{last} {s}"
         else:
+            joined = False
             out.append(s)
     return [s if len(s) <= MAX_SENTENCE_CHARS else s[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …" for s in out]
 
