@@ -18,6 +18,7 @@ from index.budget import LoadLimits
 from index.code_blocks import brace_sections
 from index.docx_loader import load_docx
 from index.html_loader import load_html
+from index.man_roff import load_man_source
 from index.man_text import load_man_text
 from index.sections import LoadedDocument, LoadError, Section
 
@@ -37,6 +38,8 @@ def load_document(path: Path, data: bytes, limits: LoadLimits = LoadLimits()) ->
         doc = load_pdf(path, data)
     elif kind == "docx":
         doc = load_docx(path, data, limits)
+    elif kind == "man":
+        doc = load_man_source(path, data, limits)
     else:
         text = decode_text(data)
         if kind == "markdown":
