@@ -252,7 +252,7 @@ def cmd_eval_answers(args) -> int:
 def cmd_eval_summaries(args) -> int:
     from assistant.evaluation.summaries import evaluate, format_table  # loads the models: only for this command
 
-    result = evaluate(_open(args), Path(args.set), limit=args.limit, progress=args.json != "-")
+    result = evaluate(_open(args), Path(args.set), limit=args.limit, progress=args.json != "-", by_name=args.by_name)
     _eval_output(result, format_table(result), args.json)
     return 0
 
@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", required=True,
                    help='JSONL: {"path": document, "reference": its one-line description, "request": ..., "form": "sentence"|"bullets:N"|"paragraph"}')
     s.add_argument("--limit", type=int, help="only the first N documents")
+    s.add_argument("--by-name", action="store_true",
+                   help="do not tell the assistant each item's document: the request's words must name it, as in a chat")
     s.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON instead of the table, or write it to FILE")
     s.set_defaults(func=cmd_eval_summaries)
 

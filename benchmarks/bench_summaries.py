@@ -54,19 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workspaces", type=Path, default=Path("/tmp/bench-summaries"),
                     help="one workspace per set is made here (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="first N requests of each set")
+    ap.add_argument("--by-name", action="store_true",
+                    help="the requests' words must name their page (no path given), as in a chat")
     args = ap.parse_args(argv)
     rows, results = [], {}
     for name in args.sets:
         set_file, corpus = SETS[name]
-        result = evaluate(workspace(args.workspaces, name, corpus), set_file, limit=args.limit)
+        result = evaluate(workspace(args.workspaces, name, corpus), set_file, limit=args.limit, by_name=args.by_name)
         results[name] = result
         for form, f in [("all", result["all"]), *sorted(result["all"]["by_form"].items())]:
             rows.append([name, form, f["documents"], f["rouge_l"], f["baseline_first_sentence_rouge_l"],
                          f["ratio_to_first_sentence"] or 0.0, f["baseline_first_30_words_rouge_l"],
-                         f["form_respected"], f["median_words"]])
+                         f["form_respected"], f["right_document"], f["median_words"]])
     print(table(["set", "form", "docs", "ROUGE-L", "first sentence", "ratio", "first 30 words", "form kept",
-                 "median words"], rows))
-    path = write_result("bench_summaries", {"sets": results})
+                 "right page", "median words"], rows))
+    path = write_result("bench_summaries", {"sets": results, "by_name": args.by_name})
     print(f"wrote {path}")
     return 0
 

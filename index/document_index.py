@@ -26,6 +26,7 @@ from index import search as searching
 from index import vocabulary
 from index.budget import LoadLimits
 from index.chunking import TokenCounter, load_token_counter
+from index.doc_ranking import bare_title
 from index.embedding import Embedder, append_compatible, follow_backend
 from index.keyword import KeywordIndex
 from index.ingest import Progress, embed_text, relabel, run_ingest, without_documents
@@ -436,6 +437,9 @@ def find_document(state: State, name: str, collections: Collection[str] | None =
         [p for p in docs if p.lower().endswith(suffix)],
         [p for p, d in docs.items() if d.title.lower() == lowered],
         [p for p in docs if Path(p).stem.lower() == lowered],
+        # a manual page by its bare name, either side: "fstab" for fstab(5) or sort.1 (as `man fstab`
+        # finds it), "issue(5)" for a page saved as issue.txt
+        [p for p, d in docs.items() if bare_title(wanted).lower() in (bare_title(d.title).lower(), Path(p).stem.lower())],
     ]
     for matches in tiers:
         if len(matches) == 1:

@@ -100,3 +100,19 @@ def test_eval_summaries_on_the_sample_docs(demo_bot, tmp_path, capsys):
         assert row["summary"].strip()
     assert result["all"]["rouge_l"] == round(sum(r["rouge_l"] for r in rows) / 2, 4)
     assert result["all"]["form_respected"] == round(sum(r["form_respected"] for r in rows) / 2, 4)
+    assert result["all"]["right_document"] == round(sum(r["right_document"] for r in rows) / 2, 4) == 1.0
+
+
+def test_eval_summaries_by_name_finds_each_document_from_the_request_alone(demo_bot, tmp_path):
+    """--by-name: no path is handed over, so the request's own words ("Summarise configuration.md ...")
+    must name the document, as in a chat; a request that names another document is counted as such."""
+    set_file = tmp_path / "summaries.jsonl"
+    rows = [json.loads(line) for line in (FIXTURES / "summaries.jsonl").read_text().splitlines()]
+    rows[1]["request"] = "Summarise configuration.md in 3 bullets."  # its path is still conversation-log.md
+    set_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "by-name.json"
+    assert main(["--workspace", str(demo_bot.workspace), "eval", "summaries", "--set", str(set_file),
+                 "--by-name", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["right_document"] for r in result["per_document"]] == [True, False]
+    assert result["all"]["right_document"] == 0.5

@@ -74,5 +74,10 @@ def test_a_folder_of_manual_pages_is_ingested_with_its_aliases_and_broken_pages_
         assert "alias of man1/sqlite3.1" in reasons["sqlite.1.gz"] and "gzip" in reasons["broken.1.gz"]
         hits = bot.index.search("how do I run sqlite3 with the column output mode", 3)
         assert hits and hits[0].title == "sqlite3(1)"
+        # named as `man sqlite3` names it, the page is found without a search, and leads with its NAME line
+        assert bot.index.document_chunks("sqlite3")[0].path.endswith("sqlite3.1.gz")
+        answer = bot.ask("Summarise the manual page for sqlite3 in one sentence.", task="auto", log=False)
+        assert answer.text.startswith("sqlite3 - A command line interface for SQLite version 3")
+        assert {s.title for s in answer.cited_sources} == {"sqlite3(1)"}
     finally:
         bot.close()

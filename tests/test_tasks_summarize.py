@@ -54,9 +54,18 @@ def collect(ctx, text):
     ("Give me a summary of the security policy document, please", "security policy"),
     ('TL;DR of "Operations handbook"', "Operations handbook"),
     ("总结一下发布说明", "发布说明"),
+    # a page or module named as people name them
+    ("Summarise the manual page for fstab in one sentence.", "fstab"),
+    ("Summarise fstab(5) in 3 bullet points.", "fstab(5)"),
+    ("Give a one-sentence summary of this manual page (ln).", "ln"),
+    ("Write a short paragraph summarising the Python module compileall.", "compileall"),
+    ("In one sentence, what is the os.path module for?", "os.path"),
+    ("What does the issue(5) manual page cover? Answer with three bullet points.", "issue(5)"),
+    ("总结一下 sort 的手册页", "sort"),
 ])
 def test_document_names(text, name):
     assert name in summarize.document_names(text)
+    assert not {"for", "the", "module", "in"} & set(summarize.document_names(text))
 
 
 def test_by_default_a_summary_is_the_documents_own_opening_and_key_points(models):

@@ -8,7 +8,11 @@ A summary set has one JSON object per line:
 - the same for two baselines in the same run, which a summary must beat: the first sentence of the
   page's DESCRIPTION (or of a module's docstring, or of its first section), quoted as it stands,
   and the page's first 30 words; and the ratio of the summaries' score to the first-sentence one;
-- the share of summaries whose form is what was asked (one sentence; N bullets; one paragraph).
+- the share of summaries whose form is what was asked (one sentence; N bullets; one paragraph);
+- the share that summarise the document the item names (every source cited is that document).
+Each request is told its document (`path_prefix`, as a caller that names it outright), unless
+`by_name`: then the request's own words must name it, as in a chat ("Summarise the manual page for
+fstab in one sentence." in a workspace of hundreds of pages).
 """
 from __future__ import annotations
 
@@ -96,12 +100,15 @@ def first_sentence(chunks: "list[Source]") -> str:
 
 
 def evaluate(bot: "Assistant", set_file: str | Path, *, limit: int | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, by_name: bool = False) -> dict[str, Any]:
     """Summarise every document as asked (not logged) and score it against its reference."""
+    from index.evaluation import is_relevant
+
     items = read_items(set_file)[:limit]
     rows = []
     for item in tqdm(items, desc="summarising", unit="doc", disable=not progress):
-        answer = bot.ask(item.request, task="summarize", log=False, path_prefix=item.path)
+        answer = bot.ask(item.request, task="summarize", log=False, path_prefix=None if by_name else item.path)
+        cited = answer.cited_sources or answer.sources[:1]
         chunks = bot.index.document_chunks(item.path)
         page = " ".join(s.text or s.snippet for s in chunks)
         baseline = first_sentence(chunks)
@@ -112,6 +119,7 @@ def evaluate(bot: "Assistant", set_file: str | Path, *, limit: int | None = None
                      "first_sentence_rouge_l": round(rouge_l(baseline, item.reference), 4),
                      "baseline_rouge_l": round(rouge_l(first_words(page), item.reference), 4),
                      "form_respected": form_respected(answer.text, item.form), "words": word_count(body),
+                     "right_document": bool(cited) and all(is_relevant(c, item.path, None) for c in cited),
                      "declined": answer.declined, "latency_ms": round(answer.timings.total_ms, 1)})
     figures = summary_figures(rows)
     figures["by_form"] = {form: summary_figures([r for r in rows if r["form"] == form])
@@ -134,6 +142,7 @@ def summary_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if mean("first_sentence_rouge_l") else None,
         "baseline_first_30_words_rouge_l": mean("baseline_rouge_l"),
         "form_respected": round(sum(r["form_respected"] for r in rows) / n, 4),
+        "right_document": round(sum(r.get("right_document", True) for r in rows) / n, 4),
         "median_words": median([float(r["words"]) for r in rows]),
         "median_latency_ms": round(median([r["latency_ms"] for r in rows]) or 0.0, 1),
     }
@@ -149,6 +158,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"| ratio to that baseline | {f['ratio_to_first_sentence']} |",
         f"| ROUGE-L of its first {BASELINE_WORDS} words (baseline) | {f['baseline_first_30_words_rouge_l']:.3f} |",
         f"| requested form respected | {f['form_respected']:.3f} |",
+        f"| the named document summarised | {f['right_document']:.3f} |",
         f"| median words | {f['median_words']} |",
         f"| median latency, ms | {f['median_latency_ms']} |",
     ])

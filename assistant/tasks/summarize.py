@@ -42,15 +42,32 @@ _AFTER_VERB_RE = re.compile(
     r"gist of|key points of|key points in)\s*[:,]?\s+(.+)", re.IGNORECASE)
 _AFTER_VERB_ZH = re.compile(r"(?:总结|概括|摘要|概述|归纳)(?:一下|下)?(.+)")
 _TRIM_WORDS = re.compile(
-    r"^(?:the|this|that|our|my|a|an|please|me)\s+|\s+(?:document|doc|docs|file|page|for me|please|"
-    r"in (?:a few|\w+) (?:sentences|lines|bullets|words))$", re.IGNORECASE)
-_TRIM_ZH = re.compile(r"^(?:这篇|这份|这个|那篇|一下)|(?:文档|文件|这篇文档)$")
+    r"^(?:the|this|that|our|my|its|a|an|please|me)\s+|\s+(?:document|doc|docs|file|page|for me|please|"
+    r"in (?:a few|a short|a single|\w+)(?: short)? (?:sentences?|lines?|bullets?|bullet points?|points|words|paragraphs?))$",
+    re.IGNORECASE)
+# "manual page for fstab", "man page of ls", "reference page on VACUUM", "Python module sched": the
+# name is what follows
+_PAGE_OF = re.compile(r"^(?:(?:manual|man|reference|help|documentation|doc)\s+)?page\s+(?:for|of|about|on)\s+|"
+                      r"^(?:python\s+)?module\s+(?=\S+$)", re.IGNORECASE)
+_PAGE_IN_BRACKETS = re.compile(r"(?:(?:manual|man|reference|help|documentation)\s+)?page\s*\(([^()]+)\)", re.IGNORECASE)
+_TRIM_ZH = re.compile(r"^(?:这篇|这份|这个|那篇|一下)|(?:的手册页|的手册|手册页|的文档|文档|文件|这篇文档)$")
+_PAGE_NAME = re.compile(r"(?<![\w.-])([A-Za-z_][\w.+:-]*\(\d\w{0,4}\))")  # "fstab(5)", "printf(3p)": a manual page
+# A page or module named in a question rather than after "summarise": "what is the tokenize module
+# for?", "the Python module sched", "the manual page of head", "the ls manual page".
+_NAMED_IN_QUESTION = [re.compile(p, re.IGNORECASE) for p in (
+    r"\bmodule\s+([A-Za-z_]\w*(?:\.\w+)*)", r"\b([A-Za-z_]\w*(?:\.\w+)*)\s+module\b",
+    r"\b(?:manual|man)\s+page\s+(?:for|of)\s+([\w.+:-]*\w)", r"\b([\w.+:-]*\w)(?:'s)?\s+(?:manual|man)\s+page\b",
+    r"^\s*(?:what|how)\s+(?:does|do|is)\s+([\w.+:-]*\w)\s+(?:do|for|work)\b.*\b(?:its|the)\s+(?:manual|man)\s+page\b",
+    r"^(?:in one sentence,\s*)?what\s+is\s+([\w.+:-]*\w)\s+for\b.*\b(?:its|the)\s+(?:manual|man)\s+page\b",
+)]
+_NOT_A_NAME = frozenset("the this that its a an my our python each every one for of in to on about".split())
 
 
 def document_names(text: str) -> list[str]:
     """Candidate document names in a request, most specific first ("docs/install.md", "release notes")."""
     names: list[str] = []
     names += _PATH_RE.findall(text)
+    names += _PAGE_NAME.findall(text)
     names += [q.strip() for q in _QUOTED_RE.findall(text)]
     for rx, trim in ((_AFTER_VERB_RE, _TRIM_WORDS), (_AFTER_VERB_ZH, _TRIM_ZH)):
         m = rx.search(text)
@@ -58,8 +75,12 @@ def document_names(text: str) -> list[str]:
             name = m.group(1)
             for _ in range(4):
                 name = trim.sub("", name.strip().rstrip(".?!。？！,，;:")).strip()
+                name = _PAGE_OF.sub("", name).strip()
+            if m := _PAGE_IN_BRACKETS.fullmatch(name):  # "this manual page (ln)"
+                name = m.group(1).strip()
             if name:
                 names.append(name)
+    names += [m.group(1) for rx in _NAMED_IN_QUESTION for m in rx.finditer(text) if m.group(1).lower() not in _NOT_A_NAME]
     generic = re.compile(r"\s+(?:guide|manual|documentation|docs?|page|file|handbook|reference|chapter)$", re.IGNORECASE)
     names += [generic.sub("", n) for n in names if generic.search(n)]  # "fine-tuning guide" -> fine-tuning.md
     variants: list[str] = []
