@@ -1,10 +1,12 @@
-"""What runs on this machine and why: the CPU, the decoder the self-check chose, the embedder's check.
+"""What runs on this machine and why: the CPU, the decoder the self-check chose, the embedder's
+check, and the system tools some formats need (groff for manual pages' roff sources).
 
 `assistant doctor` prints it, `/health` carries it, and a server logs it once at start-up, so that a
 user whose answers differ between two machines can see whether the machines run different paths.
 """
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from foundation.machine import cpu, describe
@@ -14,7 +16,15 @@ def runtime_report(bot: Any, *, run_checks: bool = False) -> dict:
     """The machine, the decoder and the embedder of `bot`. Without `run_checks` nothing is loaded or
     measured: what is not known yet says so (the first answer measures it)."""
     return {"machine": {**cpu(), "description": describe(cpu())},
-            "decoder": decoder_report(bot, run_checks), "embedder": embedder_report(bot, run_checks)}
+            "decoder": decoder_report(bot, run_checks), "embedder": embedder_report(bot, run_checks),
+            "formats": formats_report()}
+
+
+def formats_report() -> dict:
+    """Formats that need a system tool, and whether it is there (ingest reports each such file otherwise)."""
+    groff = shutil.which("groff")
+    return {"manual page sources (ls.1, open.2.gz)":
+            "read with groff" if groff else "not read: groff is missing (Debian/Ubuntu: apt install groff-base)"}
 
 
 def decoder_report(bot: Any, run_checks: bool) -> dict:
@@ -54,4 +64,5 @@ def format_report(report: dict) -> str:
                      f"({'agrees' if check['agrees'] else 'disagrees'}; threshold {check['threshold']})")
     if embedder.get("fallback_reason"):
         lines.append(f"          float32 because {embedder['fallback_reason']}")
+    lines += [f"formats   {what}: {how}" for what, how in report.get("formats", {}).items()]
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from index.budget import LoadLimits
 from index.code_blocks import brace_sections
 from index.docx_loader import load_docx
 from index.html_loader import load_html
-from index.man_roff import load_man_source
+from index import man_roff
 from index.man_text import load_man_text
 from index.sections import LoadedDocument, LoadError, Section
 
@@ -39,7 +39,14 @@ def load_document(path: Path, data: bytes, limits: LoadLimits = LoadLimits()) ->
     elif kind == "docx":
         doc = load_docx(path, data, limits)
     elif kind == "man":
-        doc = load_man_source(path, data, limits)
+        raw = man_roff.unpack(path, data, limits)
+        if not raw.strip():
+            raise LoadError("empty file")
+        if man_roff.is_roff(raw):
+            doc = man_roff.load_man_source(path, raw)
+        else:  # named like a page, written as text (a rotated log "syslog.1")
+            text = decode_text(raw)
+            doc = LoadedDocument(str(path), path.name, "text", load_man_text(text, path.name) or [Section(text, [], 1)])
     else:
         text = decode_text(data)
         if kind == "markdown":

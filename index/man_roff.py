@@ -8,7 +8,7 @@ a page reads the same whether it was handed over as `ls.1.gz` or as `man ls > ls
 
 groff is a system tool (Debian: groff-base, which man-db needs), found at run time; without it a
 page is reported with what to install and the rest of the ingest goes on. A file with a manual
-suffix that is not roff (a rotated log "syslog.1") is read as plain text. A page that is only an
+suffix that is not roff (a rotated log "syslog.1") is read as plain text by `index.loaders`. A page that is only an
 alias of another (".so man3/printf.3") is reported, not indexed twice.
 """
 from __future__ import annotations
@@ -93,18 +93,10 @@ def render(path: Path, source: bytes, width: int = PAGE_WIDTH, timeout: float = 
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
 
 
-def load_man_source(path: Path, data: bytes, limits: LoadLimits = LoadLimits()) -> LoadedDocument:
-    """A manual page file read as the page `man` would show (or as text when it is not roff)."""
-    from index.loaders import decode_text  # loaders imports this module
-
-    raw = unpack(path, data, limits)
-    title = page_title(path)
-    if not raw.strip():
-        raise LoadError("empty file")
-    if not is_roff(raw):
-        text = decode_text(raw)
-        return LoadedDocument(str(path), Path(path).name, "text", load_man_text(text, title) or [Section(text, [], 1)])
-    if target := alias_target(raw):
+def load_man_source(path: Path, roff: bytes) -> LoadedDocument:
+    """A manual page's roff source (unpacked, `is_roff`) read as the page `man` would show."""
+    if target := alias_target(roff):
         raise LoadError(f"an alias of {target} (.so); indexed as that page, not twice")
-    text = render(path, raw)
+    title = page_title(path)
+    text = render(path, roff)
     return LoadedDocument(str(path), title, "man", load_man_text(text, title) or [Section(text, [], 1)])

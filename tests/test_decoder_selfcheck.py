@@ -141,6 +141,9 @@ def test_doctor_shows_the_choice_and_its_reason(tmp_path, capsys):
     assert main(["--workspace", str(tmp_path / "ws"), "doctor"]) == 0
     text = capsys.readouterr().out
     assert "decoder" in text and decoder["decoder"] in text and "CPU" in text
+    (how,) = report["formats"].values()  # manual page sources: read with groff, or what to install
+    assert how == "read with groff" or "apt install groff-base" in how
+    assert f"formats   manual page sources (ls.1, open.2.gz): {how}" in text
 
 
 def test_bundled_path_is_what_auto_compares(model_path):

@@ -27,6 +27,7 @@ from assistant.evaluation.metrics import median, rouge_l, word_count
 from assistant.grounding import split_sentences
 from assistant.tasks.summary_shape import module_docstring
 from foundation.jsonl import read_jsonl
+from index.evaluation import is_relevant
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -102,8 +103,6 @@ def first_sentence(chunks: "list[Source]") -> str:
 def evaluate(bot: "Assistant", set_file: str | Path, *, limit: int | None = None,
              progress: bool = True, by_name: bool = False) -> dict[str, Any]:
     """Summarise every document as asked (not logged) and score it against its reference."""
-    from index.evaluation import is_relevant
-
     items = read_items(set_file)[:limit]
     rows = []
     for item in tqdm(items, desc="summarising", unit="doc", disable=not progress):
