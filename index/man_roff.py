@@ -8,8 +8,8 @@ a page reads the same whether it was handed over as `ls.1.gz` or as `man ls > ls
 
 groff is a system tool (Debian: groff-base, which man-db needs), found at run time; without it a
 page is reported with what to install and the rest of the ingest goes on. A file with a manual
-suffix that is not roff (a rotated log "syslog.1") is read as plain text by `index.loaders`. A page that is only an
-alias of another (".so man3/printf.3") is reported, not indexed twice.
+suffix that is not roff (a rotated log "syslog.1") is read as plain text by `index.loaders`. A
+page that is only an alias of another (".so man3/printf.3") is reported, not indexed twice.
 """
 from __future__ import annotations
 
