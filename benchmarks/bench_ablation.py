@@ -9,6 +9,8 @@ the same run on its own workspace (built once by `bench_answers.workspace_for`):
     handbook    qa_handbook.jsonl (the Debian Administrator's Handbook, written by someone else)
     sqlite      qa_en.jsonl, its SQLite questions (a workspace of the SQLite manual alone)
     zh          qa_zh.jsonl (Chinese man pages)
+    man58       qa_man58.jsonl (this machine's /usr/share/man/man5 and man8, read from roff; written
+                after the rules and never tuned on)
 
     python benchmarks/bench_ablation.py                       # every row, every set
     python benchmarks/bench_ablation.py --sets handbook zh --rows default page-name
@@ -51,6 +53,7 @@ SETS = {  # name: (question file, manuals of the workspace and whose questions a
     "handbook": ("qa_handbook.jsonl", ["handbook"], "en"),
     "sqlite": ("qa_en.jsonl", ["sqlite"], "en"),
     "zh": ("qa_zh.jsonl", [], "zh"),
+    "man58": ("qa_man58.jsonl", ["man5", "man8"], "man"),
 }
 ROWS: dict[str, dict] = {"default": {}}
 ROWS.update({f"{r.name} off": {"rules_off": r.name} for r in RULES})

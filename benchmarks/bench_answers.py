@@ -50,8 +50,17 @@ SETTINGS = {
 }
 
 
+SYSTEM_MAN = Path("/usr/share/man")  # lang "man": this machine's manual pages, read from their roff sources
+
+
 def workspace_for(manuals: list[str], lang: str) -> Path:
-    """A workspace holding the named manuals (built on first use, reused afterwards)."""
+    """A workspace holding the named manuals (built on first use, reused afterwards); for lang "man"
+    the named sections of this machine's manual pages (["man5", "man8"] for qa_man58.jsonl)."""
+    if lang == "man":
+        ws = RESULTS / f"devset-ws-man-{'-'.join(sorted(manuals))}"
+        if not (ws / "index" / "CURRENT").exists():
+            print(Assistant.open(ws).ingest([SYSTEM_MAN / m for m in manuals]).summary())
+        return ws
     root = DEVSET / "corpus" / lang
     if not root.is_dir():
         sys.exit(f"{root} is missing: build the corpus first (python3 benchmarks/devset/build_corpus.py)")

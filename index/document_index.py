@@ -433,13 +433,14 @@ def find_document(state: State, name: str, collections: Collection[str] | None =
         if candidate in docs:
             return candidate
     suffix = "/" + lowered.lstrip("./")
+    bare = bare_title(wanted).lower()
     tiers = [
         [p for p in docs if p.lower().endswith(suffix)],
         [p for p, d in docs.items() if d.title.lower() == lowered],
         [p for p in docs if Path(p).stem.lower() == lowered],
         # a manual page by its bare name, either side: "fstab" for fstab(5) or sort.1 (as `man fstab`
         # finds it), "issue(5)" for a page saved as issue.txt
-        [p for p, d in docs.items() if bare_title(wanted).lower() in (bare_title(d.title).lower(), Path(p).stem.lower())],
+        [p for p, d in docs.items() if bare in (bare_title(d.title).lower(), Path(p).stem.lower())],
     ]
     for matches in tiers:
         if len(matches) == 1:

@@ -14,11 +14,11 @@ import re
 from pathlib import Path
 
 from foundation.formats import BRACE_LANGS, file_type_of
+from index import man_roff
 from index.budget import LoadLimits
 from index.code_blocks import brace_sections
 from index.docx_loader import load_docx
 from index.html_loader import load_html
-from index import man_roff
 from index.man_text import load_man_text
 from index.sections import LoadedDocument, LoadError, Section
 

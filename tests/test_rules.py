@@ -73,6 +73,23 @@ def test_each_decline_rule_declines_and_its_switch_stops_it(question, mentions, 
     assert verdict is None or verdict.rule != rule
 
 
+def test_a_span_written_against_its_unit_is_a_quantity():
+    """systemd.service(5): "RestartSec= ... Defaults to 100ms." answers "How long does systemd wait
+    before restarting a service by default?"; read as no number, the rule dropped that window and
+    the answer came from another (qa_man58, written after the rules: strict 0.667 -> 0.700)."""
+    from assistant.tasks.answerability import states_quantity
+
+    question = "How long does systemd wait before restarting a service by default?"
+    window = "Configures the time to sleep before restarting a service. Defaults to 100ms."
+    assert states_quantity(window, question)
+    verdict, kept = judge(question, [_Window(window)], lambda t: 2)
+    assert verdict is None and len(kept) == 1
+    for text in ("Defaults to 1min.", "5min 20s", "keep 7d of logs", "a 64KB page", "30s later"):
+        assert states_quantity(text), text
+    for text in ("sqlite3_open", "x86 and v2", "the 2nd time", "a 3des key", "md5sum", "ext4", "IPv6"):
+        assert not states_quantity(text), text
+
+
 def test_a_version_or_a_date_is_not_the_number_a_quantity_question_asks_for():
     from assistant.tasks.answerability import states_quantity
 

@@ -184,7 +184,9 @@ def unmatched_terms(question: str, text: str, terms: Sequence[str] | None = None
 _QUANTITY_Q = re.compile(r"\b(how (many|much|long|big|large|often|old)|what year|which year)\b|"
                          r"\b(what|which)\b.*\bport\b|多少|几", re.I)
 _NOT_QUANTITY_Q = re.compile(r"\b(option|flag|switch|setting|how (do|can|should) (i|we|you))\b|选项|怎样|如何", re.I)
-_QUANTITY = re.compile(r"(?<![A-Za-z0-9_.])\d+(?:[.,]\d+)*(?:(?![A-Za-z0-9_])|(?=[KMGT]i?B\b|k\b|[kK]?bytes?\b))|"
+# a unit written against its number: "64KB", "100ms", "1min", "30s", "7d" (systemd's and many tools' spans)
+_UNIT = r"(?:[KMGTP]i?B|[kKMGT]|bytes?|bits?|ns|us|µs|ms|s|secs?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|years?)"
+_QUANTITY = re.compile(r"(?<![A-Za-z0-9_.])\d+(?:[.,]\d+)*(?:(?![A-Za-z0-9_])|(?=" + _UNIT + r"\b))|"
                        r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
                        r"sixty|hundred|thousand|million|billion|dozen)\b", re.I)
 
@@ -200,8 +202,8 @@ _ASKS_WHEN = re.compile(r"\b(version|release|year|date|when)\b|版本|哪年|何
 
 
 def states_quantity(text: str, question: str = "") -> bool:
-    """A number standing on its own ("10", "2.weeks.ago", "1,000", "64KB", "twenty"), not one inside
-    a name such as sqlite3_open, x86 or v2, nor a version or date unless `question` asks when."""
+    """A number standing on its own ("10", "2.weeks.ago", "1,000", "64KB", "100ms", "twenty"), not one
+    inside a name such as sqlite3_open, x86 or v2, nor a version or date unless `question` asks when."""
     if question and not _ASKS_WHEN.search(question):
         text = _WHEN.sub(" ", text)
     return bool(_QUANTITY.search(text))

@@ -76,8 +76,8 @@ def document_names(text: str) -> list[str]:
             for _ in range(4):
                 name = trim.sub("", name.strip().rstrip(".?!。？！,，;:")).strip()
                 name = _PAGE_OF.sub("", name).strip()
-            if m := _PAGE_IN_BRACKETS.fullmatch(name):  # "this manual page (ln)"
-                name = m.group(1).strip()
+            if bracketed := _PAGE_IN_BRACKETS.fullmatch(name):  # "this manual page (ln)"
+                name = bracketed.group(1).strip()
             if name:
                 names.append(name)
     names += [m.group(1) for rx in _NAMED_IN_QUESTION for m in rx.finditer(text) if m.group(1).lower() not in _NOT_A_NAME]
