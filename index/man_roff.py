@@ -55,6 +55,8 @@ def unpack(path: Path, data: bytes, limits: LoadLimits) -> bytes:
         raise LoadError(f"not a valid gzip file ({exc})") from None
     if len(out) > cap or inflater.unconsumed_tail:
         raise LoadError(f"unpacks to more than {limits.max_unpacked_mb} MB; not read")
+    if not inflater.eof:  # a cut-off download or copy: half a page would be indexed as the page
+        raise LoadError("truncated gzip file (its end is missing)")
     return out
 
 

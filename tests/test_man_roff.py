@@ -51,6 +51,9 @@ def test_an_alias_a_log_a_bomb_and_no_groff(tmp_path, monkeypatch):
         load_document(tmp_path / "big.1.gz", bomb, LoadLimits(max_unpacked_mb=1))
     with pytest.raises(LoadError, match="not a valid gzip"):
         load_document(tmp_path / "broken.1.gz", b"\x1f\x8b not really gzip")
+    whole = (FIXTURES / "sqlite3.1.gz").read_bytes()
+    with pytest.raises(LoadError, match="truncated gzip"):
+        load_document(tmp_path / "cut.1.gz", whole[:len(whole) // 2])
     monkeypatch.setattr(man_roff.shutil, "which", lambda name: None)
     with pytest.raises(LoadError, match="apt install groff-base"):
         load_document(FIXTURES / "sqlite3.1.gz", (FIXTURES / "sqlite3.1.gz").read_bytes())

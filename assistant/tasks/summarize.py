@@ -58,7 +58,7 @@ _NAMED_IN_QUESTION = [re.compile(p, re.IGNORECASE) for p in (
     r"\bmodule\s+([A-Za-z_]\w*(?:\.\w+)*)", r"\b([A-Za-z_]\w*(?:\.\w+)*)\s+module\b",
     r"\b(?:manual|man)\s+page\s+(?:for|of)\s+([\w.+:-]*\w)", r"\b([\w.+:-]*\w)(?:'s)?\s+(?:manual|man)\s+page\b",
     r"^\s*(?:what|how)\s+(?:does|do|is)\s+([\w.+:-]*\w)\s+(?:do|for|work)\b.*\b(?:its|the)\s+(?:manual|man)\s+page\b",
-    r"^(?:in one sentence,\s*)?what\s+is\s+([\w.+:-]*\w)\s+for\b.*\b(?:its|the)\s+(?:manual|man)\s+page\b",
+    r"^(?:[^,?]*,\s*)?what\s+is\s+([\w.+:-]*\w)\s+for\b.*\b(?:its|the)\s+(?:manual|man)\s+page\b",
 )]
 _NOT_A_NAME = frozenset("the this that its a an my our python each every one for of in to on about".split())
 
