@@ -53,7 +53,7 @@ def fit_text(ctx: TaskContext, text: str, max_tokens: int, *, keep: str = "head"
     if ctx.count_tokens(text) <= max_tokens:
         return text
     def part(n: int) -> str:
-        return text[:n] if keep == "head" else text[-n:]
+        return text[:n] if keep == "head" else text[len(text) - n:]  # (text[-0:] would be all of it)
 
     piece = part(longest_fitting(len(text), lambda n: ctx.count_tokens(part(n) + ELLIPSIS) <= max_tokens))
     if keep == "head":
