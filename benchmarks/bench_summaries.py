@@ -37,25 +37,26 @@ from assistant import Assistant  # noqa: E402
 from assistant.evaluation.summaries import evaluate  # noqa: E402
 
 DEVSET = Path(__file__).resolve().parent / "devset"
-SETS = {  # name: (question file, corpus folder it summarises)
-    "man": (DEVSET / "summaries.jsonl", DEVSET / "corpus" / "summaries"),
-    "py": (DEVSET / "summaries_py.jsonl", DEVSET / "corpus" / "summaries_py"),
-    "man57": (DEVSET / "summaries_man57.jsonl", DEVSET / "corpus" / "summaries_man57"),
+SETS = {  # name: (question file, corpus folders it summarises)
+    "man": (DEVSET / "summaries.jsonl", [DEVSET / "corpus" / "summaries"]),
+    "py": (DEVSET / "summaries_py.jsonl", [DEVSET / "corpus" / "summaries_py"]),
+    "man57": (DEVSET / "summaries_man57.jsonl", [DEVSET / "corpus" / "summaries_man57"]),
     # this machine's section 5 and 8 pages (607 on Debian 12 with man-db), read from roff, NAME kept:
     # with --by-name, whether a request finds its page among hundreds
-    "man58": (DEVSET / "summaries_man58.jsonl", SYSTEM_MAN),
+    "man58": (DEVSET / "summaries_man58.jsonl", [SYSTEM_MAN / "man5", SYSTEM_MAN / "man8"]),
 }
-MAN58_SECTIONS = ("man5", "man8")
 
 
-def workspace(root: Path, name: str, corpus: Path) -> Assistant:
+def workspace(root: Path, name: str, corpus: list[Path]) -> Assistant:
     """The set's workspace, ingesting its corpus the first time (an ingest skips unchanged files)."""
-    if not corpus.is_dir():
-        sys.exit(f"bench_summaries: no corpus at {corpus}; build it first (see this script's docstring)")
+    for folder in corpus:
+        if not folder.is_dir():
+            sys.exit(f"bench_summaries: no corpus at {folder}; build it first (see this script's docstring)")
     bot = Assistant.open(str(root / name))
-    report = bot.ingest([str(corpus / m) for m in MAN58_SECTIONS] if corpus == SYSTEM_MAN else [str(corpus)])
+    report = bot.ingest([str(folder) for folder in corpus])
     if report.failed:
-        print(f"bench_summaries: {len(report.failed)} files failed to load in {corpus}", file=sys.stderr)
+        print(f"bench_summaries: {len(report.failed)} files failed to load in {[str(f) for f in corpus]}",
+              file=sys.stderr)
     return bot
 
 

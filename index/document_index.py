@@ -434,15 +434,16 @@ def find_document(state: State, name: str, collections: Collection[str] | None =
             return candidate
     suffix = "/" + lowered.lstrip("./")
     bare = bare_title(wanted).lower()
-    tiers = [
-        [p for p in docs if p.lower().endswith(suffix)],
-        [p for p, d in docs.items() if d.title.lower() == lowered],
-        [p for p in docs if Path(p).stem.lower() == lowered],
+    tiers = (  # each scans every document, so a later one runs only when the earlier ones found none
+        lambda: [p for p in docs if p.lower().endswith(suffix)],
+        lambda: [p for p, d in docs.items() if d.title.lower() == lowered],
+        lambda: [p for p in docs if Path(p).stem.lower() == lowered],
         # a manual page by its bare name, either side: "fstab" for fstab(5) or sort.1 (as `man fstab`
         # finds it), "issue(5)" for a page saved as issue.txt
-        [p for p, d in docs.items() if bare in (bare_title(d.title).lower(), Path(p).stem.lower())],
-    ]
-    for matches in tiers:
+        lambda: [p for p, d in docs.items() if bare in (bare_title(d.title).lower(), Path(p).stem.lower())],
+    )
+    for tier in tiers:
+        matches = tier()
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 from index.budget import LoadLimits
-from index.man_text import load_man_text
+from index.man_text import OVERSTRIKE, load_man_text
 from index.sections import LoadedDocument, LoadError, Section
 
 PAGE_WIDTH = 80  # columns groff fills to, as `man` in an 80-column terminal
@@ -32,7 +32,6 @@ _NO_ADJUST = b".ad l\n.de ad\n..\n.nh\n.de hy\n..\n"
 _ROFF_LINE = re.compile(rb"^(?:[.']\\\"|\.(?:TH|Dd|Dt|SH|Sh|so|de|ig|TS)\b)")
 _ALIAS = re.compile(rb"^\.so\s+(\S+)\s*$")
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
-_OVERSTRIKE = re.compile(r".\x08")
 
 
 def page_title(path: str | Path) -> str:
@@ -87,7 +86,7 @@ def render(path: Path, source: bytes, width: int = PAGE_WIDTH, timeout: float = 
                               check=False, cwd=str(root) if root.is_dir() else None)
     except subprocess.TimeoutExpired:
         raise LoadError(f"groff took more than {timeout:.0f} s to render this page") from None
-    text = _OVERSTRIKE.sub("", _SGR.sub("", proc.stdout.decode("utf-8", errors="replace")))
+    text = OVERSTRIKE.sub("", _SGR.sub("", proc.stdout.decode("utf-8", errors="replace")))
     if not text.strip():
         reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
         raise LoadError(f"groff rendered nothing{': ' + reason[0] if reason else ''}")

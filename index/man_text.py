@@ -28,7 +28,7 @@ from index.sections import Section
 # "LS(1)   User Commands   LS(1)", "SSH(1)   BSD General Commands Manual   SSH(1)"
 _HEADER_END = re.compile(r"\([\w.]+\)\s*$")
 _NAME_LINE = re.compile(r"\s(?:-|—|\\-)\s")  # "ls - list directory contents"
-_OVERSTRIKE = re.compile(".\x08")  # nroff's bold and underline, left in by `man` without col -b
+OVERSTRIKE = re.compile(".\x08")  # nroff's bold and underline, left in by `man` without col -b
 # A definition's term on the line of its description: an option, then a gap ("-c     with -lt: ...");
 # of one space only where the description starts at the column the list's previous description
 # started at ("-batch Force batch I/O." after "-bail  Stop after hitting an error.").
@@ -72,7 +72,7 @@ def is_man_page(lines: list[str]) -> bool:
 
 def load_man_text(text: str, title: str) -> list[Section] | None:
     """The page's sections, or None when `text` is not a rendered manual page."""
-    lines = [_OVERSTRIKE.sub("", x).expandtabs(8).rstrip() for x in text.split("\n")]
+    lines = [OVERSTRIKE.sub("", x).expandtabs(8).rstrip() for x in text.split("\n")]
     if not is_man_page(lines):
         return None
     header = header_line(lines)

@@ -93,8 +93,9 @@ def _sentences(text: str) -> list[str]:
         if not s or s.startswith(("```", "~~~")):  # code-fence markers are markup
             continue
         last = out[-1] if out else ""
-        if out and (last.endswith((",", ":")) or (not joined and leads_into_next(last))):
-            joined = not last.endswith((",", ":"))
+        introduces = last.endswith((",", ":"))  # ("" for the first line: nothing to join)
+        if introduces or (not joined and leads_into_next(last)):
+            joined = not introduces
             out[-1] = f"{last} {s}"
         else:
             joined = False
