@@ -32,10 +32,14 @@ MIN_CLAIM_TOKENS = 2
 _CITE_RE = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*[,，、;]\s*\d{1,3})*)\s*[\]】]")
 _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*")
 _IDENTIFIER_RE = re.compile(
-    r"(?<![\w-])--?[A-Za-z][\w-]*"  # command-line options
+    r"`[^`\n]+`"  # anything written as code: `git push --delete`, `index.html`
+    r"|(?<![\w-])--?[A-Za-z][\w-]*"  # command-line options
     r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"  # snake_case names, SQLITE_MAX_COLUMN
     r"|\b[A-Za-z_]\w*(?=\(\))"  # function calls written name()
-    r"|(?<![\w/])/(?:[\w.+-]+/)*[\w.+-]+")  # absolute paths
+    r"|(?<![\w/])/(?:[\w.+-]+/)*[\w.+-]+"  # absolute paths
+    r"|(?<![\w.])[A-Za-z][\w-]*(?:\.[A-Za-z_][\w-]*)+\b"  # dotted names: gc.reflogExpire, nsswitch.conf
+    r"|\b[a-z]+[A-Z][A-Za-z0-9]*\b")  # camelCase: postBuffer, cancelScheduledShutdown
+_ABBREVIATION = re.compile(r"^(?:[a-z]\.)*[a-z]$")  # e.g, i.e: a dotted name of one-letter parts is not one
 # Words of the prompt's own instructions ("The assistant can answer in one sentence: ..."): a model
 # sentence made of these and the question's words reads the prompt back.
 _PROMPT_WORDS = frozenset("assistant sentence sentences above numbered texts passages".split())
@@ -68,12 +72,16 @@ def numbers(text: str) -> set[str]:
 
 
 def identifiers(text: str) -> set[str]:
-    """Options (`--force`, `-n`), snake_case or dotted names, calls (`strftime()`) and paths.
+    """Options (`--force`, `-n`), snake_case, dotted and camelCase names, calls (`strftime()`),
+    paths, and anything written as code (`git remote delete`, whole).
 
-    These are what a small model invents most plausibly ("use strftime() to truncate"), and a
-    reader cannot tell an invented one from a real one, so each must occur in the passage.
+    These are what a small model invents most plausibly ("use strftime() to truncate", "the file
+    `index.html` records the URL of each submodule"), and a reader cannot tell an invented one
+    from a real one, so each must occur in the passage.
     """
-    return {m.group(0).lower().rstrip(".,:;") for m in _IDENTIFIER_RE.finditer(strip_citations(text))}
+    found = (" ".join(m.group(0).strip("`").split()).lower().rstrip(".,:;")
+             for m in _IDENTIFIER_RE.finditer(_CITE_RE.sub(" ", text)))  # (strip_citations glues "file .gitmodules")
+    return {term for term in found if term and not _ABBREVIATION.match(term)}
 
 
 def parse_citations(text: str) -> list[int]:

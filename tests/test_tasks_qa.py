@@ -141,6 +141,23 @@ def test_foreign_terms_are_the_numbers_and_identifiers_a_passage_lacks():
     assert foreign_terms("Edit /etc/acme.conf.", passage) == []
 
 
+def test_names_written_as_code_dotted_or_camel_case_must_be_in_the_passage():
+    """What the default model wrote on the dev sets and the support check let through: a file name,
+    a command in backticks, a method name, none of them in the window it was handed."""
+    from assistant.grounding import foreign_terms
+
+    passage = ("submodule.<name>.url: Defines a URL from which the submodule repository can be cloned; "
+               "the file .gitmodules lists them. Run `git push origin --delete topic` to delete a remote "
+               "branch. CancelScheduledShutdown() cancels it, e.g. after a typo.")
+    assert foreign_terms("The file `index.html` records the URL of each submodule.", passage) == ["index.html"]
+    assert foreign_terms("Use the `git remote delete` command.", passage) == ["git remote delete"]
+    assert foreign_terms("Use `git push origin --delete topic` to delete it.", passage) == []
+    assert foreign_terms("The file .gitmodules lists the submodule.<name>.url of each.", passage) == []
+    assert foreign_terms("Call cancelScheduledShutdown to cancel it.", passage) == []  # case does not matter
+    assert foreign_terms("Call stopScheduledShutdown to cancel it.", passage) == ["stopscheduledshutdown"]
+    assert foreign_terms("It cancels it, e.g. after a typo, i.e. at once.", passage) == []  # not names
+
+
 def test_model_citations_are_checked(models):
     ctx = fixed_ctx(models, "Keys are stored encrypted with AES-256 [1]. The vault lives in the cloud [1].",
                     config=Config(context_passages=2))
