@@ -57,6 +57,18 @@ weights learned on two sets and tested on the third, 0.505 -> 0.534, 0.281 -> 0.
 (the hand weights are as good as these features allow); re-ranking the 8 best windows by the
 default generator's likelihood of the question (query likelihood), 0.515 -> 0.544, 0.281 -> 0.312,
 0.625 -> 0.500 at 1.2 s a question.
+Measured and dropped on 2026-12-08 (Intel Xeon, 2 cores; window first on git+faq, paraphrase,
+handbook, sqlite, zh, man58; default 0.602 / 0.344 / 0.688 / 0.594 / 0.600 / 0.733):
+- more passages re-ranked (top_k 8 or 12), still 3 scored: 0.612-0.621 / 0.281 / 0.688 / 0.580;
+- a smaller rank prior step per place (0.0125 instead of 0.075): 0.660 / 0.344 / 0.688 / 0.652 /
+  0.660 / 0.700, but strict accuracy needs the model on the closer windows (bench_ablation: git+faq
+  0.650 -> 0.670 at a median answer of 1.4 s; with model_margin 0.05 to keep it at ~60 ms, 0.641,
+  paraphrase 0.344 -> 0.312, zh 0.600 -> 0.660), and higher-placed windows of later passages pass
+  the evidence gate, so fewer unanswerable questions are declined (git+faq 0.684 -> 0.632, zh 0.500
+  -> 0.333);
+- each sentence embedded with its page title and heading ("git-log(1) OPTIONS: ..."), alone or
+  averaged with the bare sentence: 0.583-0.592 / 0.344 / 0.719 / 0.551-0.580 / 0.600 / 0.733, at
+  ~1.5x the planning time.
 """
 from __future__ import annotations
 
